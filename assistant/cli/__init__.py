@@ -1,0 +1,71 @@
+"""The `assistant` command line. Each subcommand's module is imported only when it runs, so `--help` is instant."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from assistant import __version__
+from assistant.errors import AssistantError
+
+SUBCOMMANDS = {
+    "chat": ("assistant.cli.chat", "chat", "Send one message and stream the reply (reads stdin when piped)."),
+    "history": ("assistant.cli.history", "history", "List, show, search, export, import and delete conversations."),
+    "models": ("assistant.cli.models", "models", "List, add, pull, use and remove models."),
+    "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*SUBCOMMANDS, *self.commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in SUBCOMMANDS:
+            module, attr, _ = SUBCOMMANDS[name]
+            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help from the table, so listing commands imports none of them.
+        rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AssistantError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="assistant")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """A private assistant that runs a small language model on this computer.
+
+    With no command, `assistant` opens the terminal UI. Nothing leaves the machine.
+    """
+    if ctx.invoked_subcommand is None:
+        # The TUI sits above this package (tui -> assistant); reach it through the launcher, not an import here.
+        opener = (ctx.obj or {}).get("open_tui")
+        if opener is None:
+            click.echo(ctx.get_help())
+            return
+        opener()
+
+
+def main(argv: list[str] | None = None, open_tui: Any = None) -> None:
+    """Entry point: run the CLI, turning user-facing errors into one sentence and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="assistant", obj={"open_tui": open_tui}, standalone_mode=True)
+    except AssistantError as exc:  # raised outside a command's invoke (e.g. during option parsing callbacks)
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,148 @@
+"""One place for paths and settings: the private data dir and the validated settings object.
+
+The data dir is ``$ASSISTANT_HOME`` or the platform's user data dir; it is created 0700 and every file the
+assistant writes in it is 0600. Settings come from ``settings.toml`` in the data dir, then ``ASSISTANT_*``
+environment variables override them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from assistant.errors import AssistantError, StorageError
+
+APP_NAME = "assistant"
+SETTINGS_FILE = "settings.toml"
+DB_FILE = "assistant.db"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful, private assistant running locally on the user's computer. "
+    "Answer clearly and concisely. If you do not know something, say so."
+)
+
+
+class Settings(BaseModel):
+    """Every user-tunable setting, validated."""
+
+    model: str = Field("smollm2", description="Name of the active model (see `assistant models list`).")
+    threads: int = Field(
+        0, ge=0, le=256, description="CPU threads for the model; 0 picks a count that leaves a core for the UI."
+    )
+    context_size: int = Field(4096, ge=256, le=131072, description="Context window in tokens.")
+    max_tokens: int = Field(512, ge=1, le=32768, description="Longest reply in tokens.")
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    seed: int = Field(-1, description="Sampling seed; -1 picks a random one each reply.")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT)
+    theme: Literal["dark", "light"] = "dark"
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    def effective_threads(self) -> int:
+        """The thread count to give llama.cpp.
+
+        With every core busy, llama.cpp's OpenMP workers spin-wait and decode collapses (measured: 2 threads on
+        2 cores with the UI or an embedder running fall to 1-2 tok/s), so by default one core is left free.
+        """
+        if self.threads:
+            return self.threads
+        cores = os.cpu_count() or 1
+        return max(1, cores - 1) if cores <= 4 else cores - 2
+
+
+def data_dir() -> Path:
+    """The data dir: ``$ASSISTANT_HOME`` if set, else the platform's user data dir."""
+    override = os.environ.get("ASSISTANT_HOME")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (0700) if needed and make sure it is private and writable."""
+    # Every file the process creates from here on (SQLite's -wal and -shm included) is private.
+    os.umask(0o077)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot use the data directory {path}: {exc.strerror or exc}. "
+            "Fix its permissions or point ASSISTANT_HOME at a writable directory."
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(
+            f"The data directory {path} is not writable. "
+            "Fix its permissions or point ASSISTANT_HOME at a writable directory."
+        )
+    return path
+
+
+def make_private(path: Path) -> None:
+    """Make one file 0600 (best effort: it may not exist yet)."""
+    try:
+        path.chmod(0o600)
+    except FileNotFoundError:
+        pass
+
+
+def _env_overrides() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = os.environ.get(f"ASSISTANT_{name.upper()}")
+        if raw is not None:
+            values[name] = raw
+    return values
+
+
+def load_settings(home: Path | None = None) -> Settings:
+    """Read settings.toml from the data dir, apply ``ASSISTANT_*`` environment overrides, validate."""
+    home = home or data_dir()
+    values: dict[str, Any] = {}
+    file = home / SETTINGS_FILE
+    if file.exists():
+        try:
+            values.update(tomllib.loads(file.read_text(encoding="utf-8")))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
+    values.update(_env_overrides())
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise AssistantError(f"The setting '{where}' is invalid: {first['msg']} (see {file}).") from exc
+
+
+def save_setting(key: str, value: Any, home: Path | None = None) -> None:
+    """Write one setting to settings.toml, keeping the others."""
+    import tomli_w
+
+    home = ensure_private_dir(home or data_dir())
+    file = home / SETTINGS_FILE
+    values: dict[str, Any] = {}
+    if file.exists():
+        try:
+            values = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
+    values[key] = value
+    Settings(**values)  # validate before writing
+    tmp = file.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(values), encoding="utf-8")
+    make_private(tmp)
+    tmp.replace(file)

@@ -1,0 +1,126 @@
+"""Context management: the system prompt plus as much recent history as fits the model's window.
+
+An over-long user message is trimmed (its start and end kept) with a notice for the user; the full text stays
+stored. Nothing here can fail on size: the worst case is a prompt of the system message and a trimmed request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assistant.runtime.base import Backend
+
+# Tokens reserved per message for the template's role markers when estimating (checked by a real render after).
+MESSAGE_OVERHEAD = 8
+MIN_REPLY_TOKENS = 64
+
+
+@dataclass(slots=True)
+class PromptPlan:
+    prompt: str
+    prompt_tokens: int
+    messages: list[dict[str, str]]
+    history_used: int
+    history_dropped: int
+    user_trimmed: bool
+    notice: str | None
+
+
+def normalise(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Drop empty turns and merge consecutive turns of one role, so strict templates (Gemma) accept them."""
+    out: list[dict[str, str]] = []
+    for msg in history:
+        content = msg["content"].strip()
+        if not content or msg["role"] not in ("user", "assistant"):
+            continue
+        if out and out[-1]["role"] == msg["role"]:
+            out[-1] = {"role": msg["role"], "content": out[-1]["content"] + "\n\n" + content}
+        else:
+            out.append({"role": msg["role"], "content": content})
+    return out
+
+
+def reply_reserve(n_ctx: int, max_tokens: int) -> int:
+    """Tokens kept free for the reply: max_tokens, but never more than half the window."""
+    return max(MIN_REPLY_TOKENS, min(max_tokens, n_ctx // 2))
+
+
+def trim_middle(backend: Backend, text: str, limit: int) -> str:
+    """Shorten ``text`` to at most ``limit`` tokens, keeping its start (2/3) and end (1/3)."""
+    tokens = backend.count_tokens(text)
+    if tokens <= limit:
+        return text
+    chars = int(len(text) * limit / max(tokens, 1) * 0.9)
+    while True:
+        head, tail = text[: chars * 2 // 3], text[len(text) - chars // 3 :] if chars >= 3 else ""
+        omitted = len(text) - len(head) - len(tail)
+        candidate = f"{head}\n\n[… {omitted:,} characters omitted …]\n\n{tail}"
+        if backend.count_tokens(candidate) <= limit or chars < 16:
+            return candidate
+        chars = int(chars * 0.85)
+
+
+def plan_prompt(
+    backend: Backend,
+    system: str,
+    history: list[dict[str, str]],
+    user_text: str,
+    max_tokens: int,
+) -> PromptPlan:
+    """Fit system + history + the new message into the backend's context window."""
+    n_ctx = backend.n_ctx
+    budget = n_ctx - reply_reserve(n_ctx, max_tokens)
+    system_msgs = [{"role": "system", "content": system}] if system.strip() else []
+    notices: list[str] = []
+
+    base_tokens = backend.count_tokens(backend.format_chat([*system_msgs, {"role": "user", "content": ""}]))
+    user_limit = max(16, budget - base_tokens)
+    user_trimmed = False
+    user_tokens = backend.count_tokens(user_text)
+    if user_tokens > user_limit:
+        user_text = trim_middle(backend, user_text, user_limit)
+        user_trimmed = True
+        notices.append(
+            f"Your message ({user_tokens:,} tokens) is longer than the model's {n_ctx:,}-token context, "
+            "so only its start and end were sent; the full text is stored."
+        )
+        user_tokens = backend.count_tokens(user_text)
+
+    history = normalise(history)
+    free = budget - base_tokens - user_tokens
+    kept: list[dict[str, str]] = []
+    for msg in reversed(history):
+        cost = backend.count_tokens(msg["content"]) + MESSAGE_OVERHEAD
+        if cost > free:
+            break
+        kept.append(msg)
+        free -= cost
+    kept.reverse()
+
+    def render(past: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, int]:
+        # Templates expect the conversation to open with the user.
+        while past and past[0]["role"] != "user":
+            past = past[1:]
+        msgs = [*system_msgs, *past, {"role": "user", "content": user_text}]
+        if past and past[-1]["role"] == "user":  # a user turn left unanswered: merge it with the new one
+            msgs = [*system_msgs, *past[:-1], {"role": "user", "content": past[-1]["content"] + "\n\n" + user_text}]
+        prompt = backend.format_chat(msgs)
+        return msgs, prompt, backend.count_tokens(prompt)
+
+    messages, prompt, tokens = render(kept)
+    while tokens > budget and kept:
+        kept = kept[1:]
+        messages, prompt, tokens = render(kept)
+    used = len(messages) - len(system_msgs) - 1
+    dropped = len(history) - len(kept)
+    if dropped and history:
+        notices.append(f"{dropped} earlier message(s) did not fit the context window and were left out.")
+    return PromptPlan(
+        prompt=prompt,
+        prompt_tokens=tokens,
+        messages=messages,
+        history_used=max(used, 0),
+        history_dropped=dropped,
+        user_trimmed=user_trimmed,
+        notice=" ".join(notices) or None,
+    )

@@ -1,0 +1,149 @@
+"""llama-cpp-python backend over GGUF files.
+
+Generation drives ``Llama.generate`` directly (token by token, with an incremental UTF-8 decoder) rather than
+``create_completion``, which re-detokenizes the whole reply at every token: exact token counts and timings, and
+no per-token overhead beyond llama.cpp itself. The prompt is rendered with the GGUF's own chat template.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ModelError
+from assistant.models import check_gguf
+from assistant.runtime.base import Chunk, GenerationParams
+
+# Used when a GGUF carries no chat template of its own.
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp writes load logs straight to fd 2; keep the user's terminal clean."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class LlamaBackend:
+    """A GGUF model loaded through llama-cpp-python."""
+
+    def __init__(self, path: Path, *, name: str, n_ctx: int = 4096, threads: int = 1, verbose: bool = False) -> None:
+        check_gguf(path)
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.name = name
+        self.path = path
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    verbose=verbose,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(
+                f"The model file {path} could not be loaded ({exc}); it may be corrupt or incomplete. "
+                "Add it again or pick another model with `assistant models use NAME`."
+            ) from exc
+        self.n_ctx = self.llm.n_ctx()
+        self.threads = threads
+        model = self.llm._model
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        self._bos = bos
+        template = self.llm.metadata.get("tokenizer.chat_template") or CHATML
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+            add_generation_prompt=True,
+        )
+        self.architecture = self.llm.metadata.get("general.architecture", "unknown")
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        try:
+            return self._formatter(messages=messages).prompt
+        except Exception as exc:  # jinja raises on roles a template does not support
+            if messages and messages[0]["role"] == "system":
+                # Some templates (base models) refuse a system turn: fold it into the first user turn.
+                folded = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+                return self.format_chat(folded + messages[2:])
+            raise ModelError(f"The chat template of {self.name} failed: {exc}.") from exc
+
+    def tokenize_prompt(self, prompt: str) -> list[int]:
+        tokens = self.llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
+        if len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
+            tokens = tokens[1:]  # the template wrote a BOS of its own
+        return tokens
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
+        import llama_cpp
+
+        llm = self.llm
+        started = time.perf_counter()
+        tokens = self.tokenize_prompt(prompt)
+        room = self.n_ctx - len(tokens)
+        if room < 1:
+            raise ModelError(f"The prompt ({len(tokens)} tokens) fills the {self.n_ctx}-token context.")
+        max_tokens = min(params.max_tokens, room)
+        llm.set_seed(params.seed if params.seed >= 0 else random.getrandbits(31))
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = 0
+        produced = 0
+        first = True
+        finish = "length"
+        generator = llm.generate(tokens, temp=params.temperature, top_p=params.top_p, top_k=40, min_p=0.05)
+        try:
+            for token in generator:
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                produced += 1
+                pending += 1
+                text = decoder.decode(llm.detokenize([token]))
+                if first and text:
+                    text = text.lstrip()
+                    first = not text
+                if text:
+                    yield Chunk(text=text, tokens=pending, elapsed_s=time.perf_counter() - started)
+                    pending = 0
+                if produced >= max_tokens:
+                    break
+        finally:
+            generator.close()
+        tail = decoder.decode(b"", final=True)
+        yield Chunk(text=tail, tokens=pending, elapsed_s=time.perf_counter() - started, finish_reason=finish)
+
+    def close(self) -> None:
+        llm: Any = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None

@@ -1,0 +1,84 @@
+"""Shared fixtures: every test gets its own private data dir; the real bundled model is loaded once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings, load_settings
+from assistant.models import resolve
+from assistant.runtime.base import Backend
+from assistant.session import Session
+from storage.db import Store, open_store
+from tests.fakes import FakeBackend
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolate the data dir (and every ASSISTANT_* setting) in tmp_path."""
+    for key in list(os.environ):
+        if key.startswith("ASSISTANT_"):
+            monkeypatch.delenv(key)
+    path = tmp_path / "home"
+    monkeypatch.setenv("ASSISTANT_HOME", str(path))
+    monkeypatch.setenv("ASSISTANT_SEED", "42")
+    monkeypatch.setenv("ASSISTANT_TEMPERATURE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings(home)
+
+
+@pytest.fixture
+def store(home: Path) -> Iterator[Store]:
+    with open_store(home) as s:
+        yield s
+
+
+@pytest.fixture
+def fake_backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def fake_session(store: Store, settings: Settings, home: Path, fake_backend: FakeBackend) -> Session:
+    return Session(store, settings, home=home, loader=lambda spec, s: fake_backend)
+
+
+class SharedBackend:
+    """The session-wide real model, protected from being closed by one test."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """The real bundled SmolLM2, loaded once for the whole run."""
+    from assistant.runtime.llama import LlamaBackend
+
+    scratch = tmp_path_factory.mktemp("model-home")
+    with open_store(scratch) as s:
+        spec = resolve(s, "smollm2", scratch / "models")
+    assert spec.path is not None
+    backend = LlamaBackend(spec.path, name="smollm2", n_ctx=2048, threads=Settings().effective_threads())
+    yield SharedBackend(backend)  # type: ignore[misc]
+    backend.close()
+
+
+@pytest.fixture
+def real_session(store: Store, settings: Settings, home: Path, real_backend: Backend) -> Session:
+    """A session on the real bundled model (shared across tests to keep the suite quick)."""
+    return Session(store, settings, home=home, loader=lambda spec, s: real_backend)
