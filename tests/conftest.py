@@ -26,6 +26,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ASSISTANT_HOME", str(path))
     monkeypatch.setenv("ASSISTANT_SEED", "42")
     monkeypatch.setenv("ASSISTANT_TEMPERATURE", "0")
+    monkeypatch.setenv("ASSISTANT_MAX_TOKENS", "48")  # short replies keep the real-model tests quick
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return path
 
