@@ -20,11 +20,39 @@ from assistant.errors import ModelError
 from assistant.models import check_gguf
 from assistant.runtime.base import Chunk, GenerationParams
 
-# Used when a GGUF carries no chat template of its own.
+# Used when a GGUF carries no chat template of its own (Gemma 3 270M base ships none), with the markers at which
+# a model that keeps writing past its turn is cut off.
 CHATML = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+GEMMA = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
+    "{% set rest = messages[1:] %}{% else %}{% set first = '' %}{% set rest = messages %}{% endif %}"
+    "{% for message in rest %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else 'user' }}\n"
+    "{{ (first if loop.first else '') + message['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+FALLBACK_TEMPLATES = {"gemma3": GEMMA, "gemma2": GEMMA, "gemma": GEMMA}
+TURN_MARKERS = ["<|im_end|>", "<|im_start|>", "<end_of_turn>", "<start_of_turn>"]
+
+
+def split_stop(text: str, stops: list[str]) -> tuple[str, str, bool]:
+    """Split streamed text into (safe to show, held back, stopped).
+
+    Text that could be the start of a stop marker is held back until the next token decides it.
+    """
+    for stop in stops:
+        at = text.find(stop)
+        if at != -1:
+            return text[:at], "", True
+    hold = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                hold = max(hold, size)
+                break
+    return (text[: len(text) - hold], text[len(text) - hold :], False) if hold else (text, "", False)
 
 
 @contextlib.contextmanager
@@ -73,14 +101,17 @@ class LlamaBackend:
         model = self.llm._model
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
         self._bos = bos
-        template = self.llm.metadata.get("tokenizer.chat_template") or CHATML
+        self._bos_text = model.token_get_text(bos) if bos != -1 else ""
+        self.architecture = self.llm.metadata.get("general.architecture", "unknown")
+        template = self.llm.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATES.get(
+            self.architecture, CHATML
+        )
         self._formatter = Jinja2ChatFormatter(
             template=template,
             eos_token=model.token_get_text(eos) if eos != -1 else "",
             bos_token=model.token_get_text(bos) if bos != -1 else "",
             add_generation_prompt=True,
         )
-        self.architecture = self.llm.metadata.get("general.architecture", "unknown")
 
     def count_tokens(self, text: str) -> int:
         if not text:
@@ -98,10 +129,9 @@ class LlamaBackend:
             raise ModelError(f"The chat template of {self.name} failed: {exc}.") from exc
 
     def tokenize_prompt(self, prompt: str) -> list[int]:
-        tokens = self.llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
-        if len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:
-            tokens = tokens[1:]  # the template wrote a BOS of its own
-        return tokens
+        # A template that writes its own BOS must not get a second one.
+        own_bos = bool(self._bos_text) and prompt.startswith(self._bos_text)
+        return self.llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=not own_bos, special=True)
 
     def stream(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
         import llama_cpp
@@ -116,9 +146,10 @@ class LlamaBackend:
         llm.set_seed(params.seed if params.seed >= 0 else random.getrandbits(31))
         vocab = llm._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = 0
+        stops = [*TURN_MARKERS, *params.stop]
+        held = ""  # text that may be the start of a stop marker
+        pending = 0  # tokens not yet reported in a chunk
         produced = 0
-        first = True
         finish = "length"
         generator = llm.generate(tokens, temp=params.temperature, top_p=params.top_p, top_k=40, min_p=0.05)
         try:
@@ -128,10 +159,12 @@ class LlamaBackend:
                     break
                 produced += 1
                 pending += 1
-                text = decoder.decode(llm.detokenize([token]))
-                if first and text:
+                text, held, stopped = split_stop(held + decoder.decode(llm.detokenize([token])), stops)
+                if stopped:
+                    held, finish = text, "stop"  # what came before the marker goes out with the last chunk
+                    break
+                if produced == pending:  # nothing shown yet: drop the template's leading whitespace
                     text = text.lstrip()
-                    first = not text
                 if text:
                     yield Chunk(text=text, tokens=pending, elapsed_s=time.perf_counter() - started)
                     pending = 0
@@ -139,7 +172,9 @@ class LlamaBackend:
                     break
         finally:
             generator.close()
-        tail = decoder.decode(b"", final=True)
+        tail = held if finish == "stop" else held + decoder.decode(b"", final=True)
+        if produced == pending:
+            tail = tail.lstrip()
         yield Chunk(text=tail, tokens=pending, elapsed_s=time.perf_counter() - started, finish_reason=finish)
 
     def close(self) -> None:
