@@ -120,6 +120,11 @@ def load_settings(home: Path | None = None) -> Settings:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
     values.update(_env_overrides())
+    return validate(values, file)
+
+
+def validate(values: dict[str, Any], file: Path) -> Settings:
+    """Build the Settings object, turning the first validation error into one sentence."""
     try:
         return Settings(**values)
     except ValidationError as exc:
@@ -141,7 +146,7 @@ def save_setting(key: str, value: Any, home: Path | None = None) -> None:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
     values[key] = value
-    Settings(**values)  # validate before writing
+    validate(values, file)  # before writing
     tmp = file.with_suffix(".toml.tmp")
     tmp.write_text(tomli_w.dumps(values), encoding="utf-8")
     make_private(tmp)

@@ -98,28 +98,32 @@ def plan_prompt(
     kept.reverse()
 
     def render(past: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, int]:
-        # Templates expect the conversation to open with the user.
-        while past and past[0]["role"] != "user":
-            past = past[1:]
         msgs = [*system_msgs, *past, {"role": "user", "content": user_text}]
         if past and past[-1]["role"] == "user":  # a user turn left unanswered: merge it with the new one
-            msgs = [*system_msgs, *past[:-1], {"role": "user", "content": past[-1]["content"] + "\n\n" + user_text}]
+            merged = {"role": "user", "content": past[-1]["content"] + "\n\n" + user_text}
+            msgs = [*system_msgs, *past[:-1], merged]
         prompt = backend.format_chat(msgs)
         return msgs, prompt, backend.count_tokens(prompt)
 
+    def opening_with_user(past: list[dict[str, str]]) -> list[dict[str, str]]:
+        # Templates expect the conversation to open with the user.
+        while past and past[0]["role"] != "user":
+            past = past[1:]
+        return past
+
+    kept = opening_with_user(kept)
     messages, prompt, tokens = render(kept)
     while tokens > budget and kept:
-        kept = kept[1:]
+        kept = opening_with_user(kept[1:])
         messages, prompt, tokens = render(kept)
-    used = len(messages) - len(system_msgs) - 1
     dropped = len(history) - len(kept)
-    if dropped and history:
+    if dropped:
         notices.append(f"{dropped} earlier message(s) did not fit the context window and were left out.")
     return PromptPlan(
         prompt=prompt,
         prompt_tokens=tokens,
         messages=messages,
-        history_used=max(used, 0),
+        history_used=len(kept),
         history_dropped=dropped,
         user_trimmed=user_trimmed,
         notice=" ".join(notices) or None,
