@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +167,49 @@ class Store:
         self.get_conversation(conversation_id)
         with self._guard(write=True) as db:
             db.execute("DELETE FROM conversations WHERE id = ?", [conversation_id])
+
+    def import_conversations(
+        self, conversations: Iterable[dict[str, Any]], on_progress: Callable[[int], None] | None = None
+    ) -> list[int]:
+        """Insert whole conversations (messages and feedback included) in one transaction: all or nothing.
+
+        A conversation is a dict of title, created_at, updated_at, model, source and ``messages``: dicts of
+        role, content, any of MESSAGE_FIELDS, and optional rating / better_answer.
+        """
+        ids: list[int] = []
+        stamp = now()
+        with self._guard(write=True) as db:
+            for conversation in conversations:
+                cursor = db.execute(
+                    "INSERT INTO conversations (title, created_at, updated_at, model, source) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        title_from(conversation.get("title") or ""),
+                        conversation["created_at"],
+                        conversation["updated_at"],
+                        conversation.get("model"),
+                        conversation["source"],
+                    ],
+                )
+                conversation_id = int(cursor.lastrowid or 0)
+                for message in conversation["messages"]:
+                    record = {"conversation_id": conversation_id, "role": message["role"]}
+                    record.update({k: v for k, v in message.items() if k in MESSAGE_FIELDS})
+                    columns = ", ".join(record)
+                    marks = ", ".join("?" for _ in record)
+                    sql = f"INSERT INTO messages ({columns}) VALUES ({marks})"
+                    message_id = db.execute(sql, list(record.values())).lastrowid
+                    rating, better = message.get("rating"), message.get("better_answer")
+                    if rating is not None or better:
+                        db.execute(
+                            "INSERT INTO feedback (message_id, rating, better_answer, created_at, "
+                            "updated_at) VALUES (?, ?, ?, ?, ?)",
+                            [message_id, rating, better or None, stamp, stamp],
+                        )
+                ids.append(conversation_id)
+                if on_progress:
+                    on_progress(1)
+        return ids
 
     # -- messages -------------------------------------------------------------------------------------------
 
