@@ -1,0 +1,1 @@
+"""Dialogs (ModalScreen[T], answered through ``dismiss``)."""

@@ -1,0 +1,50 @@
+"""F1: every key of the assistant on one screen."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: list[tuple[str, str]] = [
+    ("Enter", "send the message"),
+    ("Ctrl+J / Shift+Enter", "new line in the message (Shift+Enter where the terminal reports it)"),
+    ("Esc", "stop the reply (what was written is kept, marked stopped)"),
+    ("Ctrl+N", "new conversation"),
+    ("F2", "rename the conversation"),
+    ("F8", "delete the conversation (asks first)"),
+    ("Ctrl+L", "filter the conversations in the sidebar"),
+    ("Ctrl+F", "search every message"),
+    ("F3 / F4", "rate the reply good / bad (again to clear)"),
+    ("F5", "write a better answer for the reply"),
+    ("F9", "copy the reply"),
+    ("click a reply", "pick it for F3, F4, F5 and F9 (default: the last reply)"),
+    ("Ctrl+O", "switch model"),
+    ("Ctrl+T", "toggle dark / light theme"),
+    ("Ctrl+P", "command palette"),
+    ("F1", "this help"),
+    ("Ctrl+Q", "quit"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    """The list of keys."""
+
+    BINDINGS = [Binding("escape,f1,q", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, what in KEYS:
+            table.add_row(key, what)
+        with Vertical(id="dialog", classes="help"):
+            yield Static("Keys", classes="title")
+            yield Static(table)
+            yield Static("Esc closes this help.", classes="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

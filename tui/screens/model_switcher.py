@@ -1,0 +1,51 @@
+"""Pick the model to chat with."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from assistant.models import ModelSpec
+
+
+class ModelSwitcherScreen(ModalScreen[str | None]):
+    """Returns the chosen model's name, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, models: list[ModelSpec], current: str) -> None:
+        super().__init__()
+        self.models = models
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for spec in self.models:
+            prompt = Text()
+            prompt.append("● " if spec.name == self.current else "  ", style="green")
+            prompt.append(spec.name, style="bold")
+            prompt.append(f"  {spec.source}", style="dim")
+            if spec.description:
+                prompt.append(f"\n    {spec.description}", style="dim")
+            options.append(Option(prompt, id=spec.name))
+        with Vertical(id="dialog", classes="wide"):
+            yield Static("Switch model", classes="title")
+            yield OptionList(*options, id="models")
+            yield Static("Enter switches, Esc cancels. The model loads with the next message.", classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#models", OptionList)
+        names = [m.name for m in self.models]
+        options.highlighted = names.index(self.current) if self.current in names else 0
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""Widgets of the main screen: sidebar, chat view, prompt input and status bar."""

@@ -1,0 +1,113 @@
+"""One message in the chat: a meta line and a body (plain text for the user, Markdown for replies)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message as TextualMessage
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+from storage.records import Message
+
+# A 200,000-character paste is stored in full, but laying it all out would stall the terminal.
+SHOWN_USER_CHARS = 4000
+
+
+def incomplete_marker(finish_reason: str | None, complete: bool) -> str | None:
+    """The marker of a reply that did not finish: stopped by the user, failed, or cut off by a crash."""
+    if complete:
+        return None
+    if finish_reason == "cancelled":
+        return "stopped"
+    if finish_reason == "error":
+        return "error"
+    return "interrupted"
+
+
+class UserMessage(Vertical):
+    """What the user sent."""
+
+    def __init__(self, content: str, message_id: int | None = None) -> None:
+        super().__init__(classes="message user")
+        self.content = content
+        self.message_id = message_id
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("you", style="bold"), classes="meta")
+        shown = self.content
+        if len(shown) > SHOWN_USER_CHARS:
+            hidden = len(shown) - SHOWN_USER_CHARS
+            shown = f"{shown[:SHOWN_USER_CHARS]}\n… ({hidden:,} more characters, stored in full)"
+        yield Static(Text(shown), classes="body")
+
+
+class Reply(Vertical):
+    """A reply of the assistant; it can stream, be rated, get a better answer, be copied."""
+
+    class Clicked(TextualMessage):
+        def __init__(self, reply: Reply) -> None:
+            super().__init__()
+            self.reply = reply
+
+    def __init__(self, content: str = "", *, model: str | None = None, message: Message | None = None) -> None:
+        super().__init__(classes="message reply")
+        self.content = content
+        self.model = model or (message.model if message else None)
+        self.message_id = message.id if message else None
+        self.tokens_per_s = message.tokens_per_s if message else None
+        self.marker = incomplete_marker(message.finish_reason, message.complete) if message else None
+        self.rating = message.rating if message else None
+        self.better_answer = message.better_answer if message else None
+        self.streaming = False
+        self._stream: MarkdownStream | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.meta_text(), classes="meta")
+        yield Markdown(self.content, classes="body")
+
+    def meta_text(self) -> Text:
+        text = Text()
+        text.append("assistant", style="bold")
+        if self.model:
+            text.append(f" · {self.model}", style="dim")
+        if self.streaming:
+            text.append(" · writing…", style="cyan")
+        if self.tokens_per_s:
+            text.append(f" · {self.tokens_per_s:.1f} tok/s", style="dim")
+        if self.marker:
+            text.append(f" · {self.marker}", style="bold magenta" if self.marker == "stopped" else "bold red")
+        if self.rating == 1:
+            text.append(" · rated good", style="green")
+        elif self.rating == -1:
+            text.append(" · rated bad", style="red")
+        if self.better_answer:
+            text.append(" · better answer saved", style="green")
+        return text
+
+    def refresh_meta(self) -> None:
+        self.query_one(".meta", Static).update(self.meta_text())
+
+    def start_stream(self) -> None:
+        self.streaming = True
+        self._stream = Markdown.get_stream(self.query_one(Markdown))
+        self.refresh_meta()
+
+    async def write(self, fragment: str) -> None:
+        self.content += fragment
+        if self._stream is not None:
+            await self._stream.write(fragment)
+
+    async def finish(self, *, message_id: int | None, tokens_per_s: float | None, marker: str | None) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        self.streaming = False
+        self.message_id = message_id
+        self.tokens_per_s = tokens_per_s
+        self.marker = marker
+        self.refresh_meta()
+
+    def on_click(self) -> None:
+        self.post_message(self.Clicked(self))

@@ -1,0 +1,37 @@
+"""The status bar: model, adapter, state and the speed of the last reply (only values that were measured)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widgets import Static
+
+STATE_STYLES = {
+    "loading model": "bold yellow",
+    "ready": "bold green",
+    "generating": "bold cyan",
+    "stopped": "bold magenta",
+    "error": "bold red",
+}
+
+
+class StatusBar(Static):
+    """One line of honest facts about the assistant."""
+
+    model: reactive[str] = reactive("")
+    adapter: reactive[str] = reactive("none")
+    state: reactive[str] = reactive("loading model")
+    tokens_per_s: reactive[float | None] = reactive(None)
+
+    def render(self) -> Text:
+        speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else "–"
+        text = Text()
+        text.append(" model ", style="dim")
+        text.append(self.model or "–", style="bold")
+        text.append("  adapter ", style="dim")
+        text.append(self.adapter)
+        text.append("  state ", style="dim")
+        text.append(self.state, style=STATE_STYLES.get(self.state, ""))
+        text.append("  last reply ", style="dim")
+        text.append(speed)
+        return text
