@@ -1,0 +1,100 @@
+"""Benchmarks: the assistant against raw llama-cpp-python and a bare Textual app, measured in the same run.
+
+``python -m bench`` (``make bench``) runs every part and prints one table; results also go to
+``bench/results/latest.json``. Each part alternates assistant and baseline runs (ABAB...) and reports medians,
+so a machine that is busy with something else slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# A request that makes the small model write until max_tokens, so decode speed is measurable.
+PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle. Describe every day in detail."
+SEED = 42
+MODEL = "smollm2"
+
+
+@dataclass(slots=True)
+class Row:
+    """One line of the summary table: the assistant's figure next to its same-run baseline."""
+
+    part: str
+    metric: str
+    assistant: float | None
+    baseline: float | None
+    unit: str
+    compare: str  # "ratio" (assistant / baseline) or "diff" (assistant - baseline)
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+    paired: float | None = None  # median of per-rep ratios or differences, when runs came in A/B pairs
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def comparison(self) -> str:
+        if self.paired is not None:
+            return f"{self.paired:.1%}" if self.compare == "ratio" else f"{self.paired:+.1f} {self.unit}"
+        if self.assistant is None or self.baseline is None:
+            return "-"
+        if self.compare == "ratio":
+            return f"{self.assistant / self.baseline:.1%}" if self.baseline else "-"
+        return f"{self.assistant - self.baseline:+.1f} {self.unit}"
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def spread(values: list[float]) -> list[float]:
+    """Min and max, rounded: shows how noisy a median was."""
+    values = [v for v in values if v is not None]
+    return [round(min(values), 2), round(max(values), 2)] if values else []
+
+
+def venv_bin(name: str) -> Path:
+    """A console script next to this interpreter (the project's venv)."""
+    return Path(sys.executable).parent / name
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+@contextlib.contextmanager
+def temp_home() -> Iterator[Path]:
+    """A throwaway data dir, so benchmarks never touch the user's conversations."""
+    with tempfile.TemporaryDirectory(prefix="assistant-bench-") as tmp:
+        yield Path(tmp) / "home"
+
+
+def model_path(home: Path) -> Path:
+    """The bundled default model's file, found the way the assistant finds it."""
+    from assistant.models import resolve
+    from storage.db import open_store
+
+    with open_store(home) as store:
+        spec = resolve(store, MODEL, home / "models")
+    assert spec.path is not None
+    return spec.path
+
+
+def child_env(home: Path, **settings: object) -> dict[str, str]:
+    """The environment for an `assistant` subprocess: a private home and fixed ASSISTANT_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env["ASSISTANT_HOME"] = str(home)
+    env["HF_HUB_OFFLINE"] = "1"
+    for key, value in settings.items():
+        env[f"ASSISTANT_{key.upper()}"] = str(value)
+    return env
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,112 @@
+"""Peak memory of one chat: `assistant chat` in a subprocess against a raw llama-cpp-python script doing the same.
+
+The peak is the child's own maximum resident set size as the kernel records it (``os.wait4``), so nothing is
+sampled and nothing is missed between samples. Both sides load the same model with the same context size and
+thread count and generate the same greedy reply to the same rendered prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from bench import PROMPT, SEED, Row, child_env, load_average, log, median, model_path, spread, temp_home, venv_bin
+
+TARGET_MB = 500
+
+RAW_SCRIPT = """
+import sys
+from llama_cpp import Llama
+
+path, prompt = sys.argv[1], sys.argv[5]
+n_ctx, threads, max_tokens = (int(a) for a in sys.argv[2:5])
+llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+for chunk in llm.create_completion(prompt, stream=True, max_tokens=max_tokens, temperature=0.0, seed=42):
+    sys.stdout.write(chunk["choices"][0]["text"])
+"""
+
+
+def peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; return its peak RSS in MB and its wall time in seconds."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode()[-500:]}")
+    return round(usage.ru_maxrss / 1024, 1), round(wall, 2)  # ru_maxrss is in KiB on Linux
+
+
+def run(reps: int = 3, max_tokens: int = 192) -> dict[str, Any]:
+    from assistant.config import Settings
+    from assistant.runtime.llama import LlamaBackend
+
+    settings = Settings()
+    threads = settings.effective_threads()
+    with temp_home() as home:
+        path = model_path(home)
+        backend = LlamaBackend(path, name="smollm2", n_ctx=512, threads=1)
+        prompt = backend.format_chat(
+            [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": PROMPT}]
+        )
+        backend.close()
+        # The default settings (default model, context and threads); only the reply is pinned for repeatability.
+        env = child_env(home, max_tokens=max_tokens, temperature=0, seed=SEED)
+        commands = {
+            "assistant_chat": [str(venv_bin("assistant")), "chat", PROMPT],
+            "raw_script": [
+                sys.executable,
+                "-c",
+                RAW_SCRIPT,
+                str(path),
+                str(settings.context_size),
+                str(threads),
+                str(max_tokens),
+                prompt,
+            ],
+        }
+        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+        for rep in range(reps):
+            for kind in list(commands) if rep % 2 == 0 else list(commands)[::-1]:
+                rss, wall = peak_rss(commands[kind], env)
+                samples[kind].append((rss, wall))
+                log(f"  memory rep {rep + 1}/{reps} {kind:15} peak {rss:7.1f} MB  wall {wall:5.2f} s")
+    result: dict[str, Any] = {
+        "threads": threads,
+        "n_ctx": settings.context_size,
+        "max_tokens": max_tokens,
+        "reps": reps,
+        "load_average_after": load_average(),
+    }
+    for kind, values in samples.items():
+        result[kind] = {
+            "peak_rss_mb": median([v[0] for v in values]),
+            "peak_rss_mb_range": spread([v[0] for v in values]),
+            "wall_s": median([v[1] for v in values]),
+            "wall_s_range": spread([v[1] for v in values]),
+        }
+    return result
+
+
+def rows(result: dict[str, Any]) -> list[Row]:
+    a, b = result["assistant_chat"], result["raw_script"]
+    return [
+        Row(
+            "memory",
+            "peak RSS MB, `assistant chat` vs raw script",
+            a["peak_rss_mb"],
+            b["peak_rss_mb"],
+            "MB",
+            "diff",
+            f"<= {TARGET_MB} MB",
+            a["peak_rss_mb"] is not None and a["peak_rss_mb"] <= TARGET_MB,
+        ),
+        Row("memory", "wall s (start to exit), `assistant chat` vs raw", a["wall_s"], b["wall_s"], "s", "diff"),
+    ]
