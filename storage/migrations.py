@@ -73,7 +73,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         )"""
     )
     # Full-text search over messages, kept in step by triggers (external content table).
-    db["messages"].enable_fts(["content"], tokenize="porter unicode61", create_triggers=True)
+    db.table("messages").enable_fts(["content"], tokenize="porter unicode61", create_triggers=True)
 
 
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
@@ -87,6 +87,6 @@ def apply_migrations(db: sqlite_utils.Database) -> list[str]:
             continue
         with db.conn:
             fn(db)
-            db["_migrations"].insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
+            db.table("_migrations").insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
         applied.append(name)
     return applied

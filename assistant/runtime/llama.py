@@ -120,7 +120,7 @@ class LlamaBackend:
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
         try:
-            return self._formatter(messages=messages).prompt
+            return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as exc:  # jinja raises on roles a template does not support
             if messages and messages[0]["role"] == "system":
                 # Some templates (base models) refuse a system turn: fold it into the first user turn.
@@ -181,4 +181,4 @@ class LlamaBackend:
         llm: Any = getattr(self, "llm", None)
         if llm is not None:
             llm.close()
-            self.llm = None
+            self.llm = None  # type: ignore[assignment]
