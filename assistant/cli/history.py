@@ -213,7 +213,7 @@ def delete(conversation_id: int, yes: bool, as_json: bool) -> None:
     with open_store() as store:
         conversation = store.get_conversation(conversation_id)
         if not yes:
-            if not sys.stdin.isatty():
+            if not stdin_is_terminal():
                 raise InputError(
                     f"Deleting conversation {conversation_id} needs confirmation and stdin is not a terminal; "
                     "pass --yes to delete it."
@@ -228,6 +228,11 @@ def delete(conversation_id: int, yes: bool, as_json: bool) -> None:
         emit_json({"deleted": conversation_id, "messages": conversation.message_count})
     else:
         note(f"Deleted conversation {conversation_id} ({conversation.message_count} messages).")
+
+
+def stdin_is_terminal() -> bool:
+    """Whether someone can answer a question (a script piping into us cannot)."""
+    return sys.stdin.isatty()
 
 
 def _asdict(obj: object) -> dict[str, object]:
