@@ -112,7 +112,7 @@ def test_chatgpt_format_takes_the_visible_branch(store: Store) -> None:
     ]
     assert messages[0].created_at == "2026-01-01T00:00:00.250+00:00"
     assert messages[3].model == "gpt-4o-mini"
-    assert not store.search("DISCARDED") and not store.search("TOOL OUTPUT")
+    assert not store.search("DISCARDED") and not store.search("TOOL OUTPUT") and not store.search("TOOL CALL")
     untitled = store.get_conversation(result.conversation_ids[1])
     assert untitled.title == "Translate 'good morning' to Portuguese"
     # a message without create_time takes the conversation's
