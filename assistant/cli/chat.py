@@ -1,0 +1,155 @@
+"""`assistant chat`: send one message and stream the reply to stdout.
+
+Each call starts a new conversation unless told otherwise: ``--conversation ID`` continues that one and
+``--continue`` / ``-c`` the most recently active one. Notices go to stderr so that stdout holds only the reply
+(or, with ``--json``, one JSON object).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import closing
+from typing import TYPE_CHECKING
+
+import click
+
+from assistant.cli.output import emit_json, note
+from assistant.errors import AssistantError, InputError
+
+if TYPE_CHECKING:
+    from assistant.session import Turn
+
+INTERRUPTED_EXIT = 130
+NOT_TEXT = "The input is not valid UTF-8 text (it looks like binary data); send text only."
+
+
+def decode_input(data: bytes) -> str:
+    """Bytes from stdin as text: strict UTF-8, no NUL bytes, one trailing newline (from `echo`) dropped."""
+    if b"\x00" in data:
+        raise InputError(NOT_TEXT)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(NOT_TEXT) from exc
+    text = text.removeprefix("\ufeff")  # a byte order mark from some editors is not part of the message
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def read_message(words: tuple[str, ...]) -> str:
+    """The message: the arguments, or stdin when no argument is given and stdin is not a terminal."""
+    if words:
+        text = " ".join(words)
+        if "\x00" in text:
+            raise InputError(NOT_TEXT)
+    elif sys.stdin is not None and not sys.stdin.isatty():
+        text = decode_input(sys.stdin.buffer.read())
+    else:
+        raise InputError('Nothing to send: give a message (`assistant chat "Hello"`) or pipe one on stdin.')
+    if not text.strip():
+        raise InputError('Nothing to send: the message is empty; give some text (`assistant chat "Hello"`).')
+    return text
+
+
+class _Printer:
+    """Writes streamed text to stdout, flushed per chunk; a closed pipe (`| head`) ends the reply quietly."""
+
+    def __init__(self) -> None:
+        self.last = ""
+        self.broken = False
+
+    def write(self, text: str) -> None:
+        if not text or self.broken:
+            return
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.broken = True
+            # Python would complain again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
+        self.last = text
+
+    def end_line(self) -> None:
+        if self.last and not self.last.endswith("\n"):
+            self.write("\n")
+
+
+def _stream(turn: Turn, printer: _Printer | None) -> None:
+    with closing(turn.stream()) as chunks:
+        for chunk in chunks:
+            if printer is not None:
+                printer.write(chunk.text)
+                if printer.broken:
+                    break  # closing the stream stores what was generated so far
+
+
+@click.command()
+@click.argument("message", nargs=-1)
+@click.option("--conversation", "conversation_id", type=int, metavar="ID", help="Continue conversation ID.")
+@click.option("--continue", "-c", "continue_latest", is_flag=True, help="Continue the most recent conversation.")
+@click.option("--new", "force_new", is_flag=True, help="Start a new conversation (the default).")
+@click.option("--model", "-m", "model", metavar="NAME", help="Use this model for this message (see `models list`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the reply and its numbers.")
+def chat(
+    message: tuple[str, ...],
+    conversation_id: int | None,
+    continue_latest: bool,
+    force_new: bool,
+    model: str | None,
+    as_json: bool,
+) -> None:
+    """Send MESSAGE and stream the reply; with no MESSAGE, read it from stdin when piped.
+
+    Every call starts a new conversation unless --conversation ID or --continue is given.
+    """
+    if sum([conversation_id is not None, continue_latest, force_new]) > 1:
+        raise InputError("Choose one of --conversation, --continue and --new.")
+    text = read_message(message)
+
+    from assistant.cli.models import needs_assembly
+    from assistant.config import data_dir, load_settings
+    from assistant.session import Session
+    from storage import open_store
+
+    home = data_dir()
+    settings = load_settings(home)
+    with open_store(home) as store:
+        if continue_latest:
+            latest = store.list_conversations(limit=1)
+            if latest:
+                conversation_id = latest[0].id
+            else:
+                note("There is no conversation to continue yet; starting a new one.")
+        session = Session(store, settings, model=model, home=home)
+        if needs_assembly(session.model_name, session.models_dir):
+            note(f"Assembling the bundled model {session.model_name} (about 250 MB, only this once)…")
+        printer = None if as_json else _Printer()
+        turn: Turn | None = None
+        try:
+            turn = session.start_turn(text, conversation_id=conversation_id)
+            if turn.notice:
+                note(turn.notice)
+            _stream(turn, printer)
+        except KeyboardInterrupt:
+            if printer is not None:
+                printer.end_line()
+            if turn is None:
+                note("Interrupted before the reply started.")
+            else:
+                if as_json and turn.result is not None:
+                    emit_json(turn.result.to_dict())
+                note(f"Stopped; the partial reply was kept in conversation {turn.conversation_id}.")
+            sys.exit(INTERRUPTED_EXIT)
+        except AssistantError:
+            if printer is not None:
+                printer.end_line()  # so the error sentence starts on its own line
+            raise
+        finally:
+            session.close()
+    assert turn is not None and turn.result is not None
+    if as_json:
+        emit_json(turn.result.to_dict())
+    elif printer is not None:
+        printer.end_line()
