@@ -13,6 +13,7 @@ from textual.widgets import Static, TextArea
 class BetterAnswerScreen(ModalScreen[str | None]):
     """Returns the better answer, or None when cancelled."""
 
+    AUTO_FOCUS = "#better"
     BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, reply: str, better: str | None = None) -> None:

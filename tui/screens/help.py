@@ -33,6 +33,7 @@ KEYS: list[tuple[str, str]] = [
 class HelpScreen(ModalScreen[None]):
     """The list of keys."""
 
+    AUTO_FOCUS = None  # nothing to type here
     BINDINGS = [Binding("escape,f1,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:

@@ -16,6 +16,7 @@ from assistant.models import ModelSpec
 class ModelSwitcherScreen(ModalScreen[str | None]):
     """Returns the chosen model's name, or None."""
 
+    AUTO_FOCUS = "#models"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, models: list[ModelSpec], current: str) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 class RenameScreen(ModalScreen[str | None]):
     """Returns the new title, or None when cancelled or left empty."""
 
+    AUTO_FOCUS = "#title"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str) -> None:

@@ -28,6 +28,7 @@ def hit_prompt(hit: SearchHit) -> Text:
 class SearchScreen(ModalScreen[int | None]):
     """Returns the conversation id of the chosen hit, or None."""
 
+    AUTO_FOCUS = "#query"
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("down", "to_results", show=False)]
 
     def __init__(self, store: Store) -> None:

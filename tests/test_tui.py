@@ -1,0 +1,372 @@
+"""The Textual UI driven through Pilot: real app, real SQLite store, and the real bundled model where a user would be."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+
+from assistant.config import Settings, load_settings
+from assistant.errors import ModelError
+from assistant.models import resolve
+from assistant.session import Session
+from storage.db import Store
+from tests.fakes import FakeBackend
+from tui.app import AssistantApp
+from tui.screens.better_answer import BetterAnswerScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.help import HelpScreen
+from tui.screens.model_switcher import ModelSwitcherScreen
+from tui.widgets.message import Reply, UserMessage
+
+SIZE = (110, 34)
+
+
+class Notes(list[tuple[str, str]]):
+    """Notifications the app raised, as (message, severity)."""
+
+    def texts(self, severity: str | None = None) -> list[str]:
+        return [m for m, s in self if severity is None or s == severity]
+
+
+def record_notifications(app: AssistantApp) -> Notes:
+    notes = Notes()
+    original = app.notify
+
+    def notify(message: str, **kwargs: object) -> None:
+        notes.append((message, str(kwargs.get("severity", "information"))))
+        original(message, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = notify  # type: ignore[method-assign]
+    return notes
+
+
+async def settle(pilot: Pilot, app: AssistantApp, rounds: int = 1200) -> None:
+    """Let the workers finish (bounded by iterations; the real model needs a few hundred at most)."""
+    for _ in range(rounds):
+        await pilot.pause(0.05)
+        if not app.generating and not any(w.is_running for w in app.workers):
+            await pilot.pause()
+            return
+    raise AssertionError("the app did not become idle")
+
+
+async def send(pilot: Pilot, app: AssistantApp, text: str) -> None:
+    await pilot.press(*text)
+    await pilot.press("enter")
+
+
+def seed(store: Store) -> list[int]:
+    """Two conversations written straight to the store (no model needed)."""
+    first = store.create_conversation("Paris trip")
+    store.add_message(first, "user", "What should I see in Paris?")
+    store.add_message(first, "assistant", "The **Louvre** and the Eiffel Tower.", model="smollm2", tokens_per_s=95.0)
+    second = store.create_conversation("Sourdough bread")
+    store.add_message(second, "user", "How long do I proof sourdough?")
+    store.add_message(second, "assistant", "About 4 hours at room temperature.", model="smollm2")
+    return [first, second]
+
+
+# -- the real model ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.model
+async def test_send_streams_and_stores_a_real_reply(real_session: Session, store: Store) -> None:
+    app = AssistantApp(session=real_session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.focused is app.prompt
+        await send(pilot, app, "What is the capital of France?")
+        assert app.prompt.text == ""
+        await settle(pilot, app)
+
+        messages = store.messages(app.conversation_id)  # type: ignore[arg-type]
+        assert [m.role for m in messages] == ["user", "assistant"]
+        assert messages[0].content == "What is the capital of France?"
+        reply = messages[1]
+        assert reply.complete and reply.finish_reason in ("stop", "length") and reply.content.strip()
+        shown = app.chat.query(Reply).last()
+        assert shown.content == reply.content and shown.message_id == reply.id and shown.marker is None
+        assert app.status.state == "ready"
+        assert app.status.tokens_per_s == reply.tokens_per_s and reply.tokens_per_s
+        # the new conversation is listed in the sidebar, titled from the message
+        options = app.sidebar.options
+        assert options.option_count == 1 and options.highlighted == 0
+        assert app.focused is app.prompt
+
+
+@pytest.mark.model
+async def test_escape_stops_and_keeps_the_partial_reply(real_session: Session, store: Store) -> None:
+    real_session.settings.max_tokens = 400
+    app = AssistantApp(session=real_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "Write a long story about a dragon who learns to bake bread.")
+        for _ in range(1200):  # wait until some of the reply is on screen
+            await pilot.pause(0.02)
+            if app.reply is not None and len(app.reply.content) > 20:
+                break
+        assert app.generating
+        await pilot.press("escape")
+        await settle(pilot, app)
+
+        reply = store.messages(app.conversation_id)[-1]  # type: ignore[arg-type]
+        assert reply.role == "assistant" and not reply.complete and reply.finish_reason == "cancelled"
+        assert reply.content.strip() and reply.completion_tokens < 400
+        shown = app.chat.query(Reply).last()
+        assert shown.content == reply.content and shown.marker == "stopped"
+        assert "stopped" in str(shown.meta_text())
+        assert app.status.state == "stopped"
+        # the stopped reply still shows as stopped when the conversation is opened again
+        await app.open_conversation(app.conversation_id)
+        await pilot.pause()
+        assert app.chat.query(Reply).last().marker == "stopped"
+
+
+@pytest.mark.model
+async def test_rate_better_answer_and_copy_a_real_reply(real_session: Session, store: Store) -> None:
+    app = AssistantApp(session=real_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "Say hello.")
+        await settle(pilot, app)
+        reply_id = store.messages(app.conversation_id)[-1].id  # type: ignore[arg-type]
+
+        await pilot.press("f3")
+        assert store.get_message(reply_id).rating == 1
+        await pilot.press("f4")
+        assert store.get_message(reply_id).rating == -1
+        assert "rated bad" in str(app.chat.query(Reply).last().meta_text())
+        await pilot.press("f4")  # the same key again clears it
+        assert store.get_message(reply_id).rating is None
+
+        await pilot.press("f5")
+        assert isinstance(app.screen, BetterAnswerScreen)
+        app.screen.query_one("#better").load_text("")  # type: ignore[attr-defined]
+        await pilot.press(*"Hello! How can I help?")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, BetterAnswerScreen)
+        assert store.get_message(reply_id).better_answer == "Hello! How can I help?"
+        assert "better answer saved" in str(app.chat.query(Reply).last().meta_text())
+
+        await pilot.press("f9")
+        assert app.clipboard == store.get_message(reply_id).content
+        assert app.focused is app.prompt
+
+
+async def test_bad_input_is_refused_or_kept(fake_session: Session, store: Store) -> None:
+    # The fake model keeps this quick: prompt processing of a full context on the real one takes tens of seconds
+    # on a busy 2-core machine, and the trimming under test is the planner's, not the model's.
+    app = AssistantApp(session=fake_session)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "   ")
+        await pilot.pause()
+        assert any("empty" in n for n in notes.texts("warning"))
+        assert store.list_conversations() == [] and not app.generating
+
+        huge = ("All work and no play makes Jack a dull boy. " * 5000)[:200_000]
+        app.prompt.clear()
+        app.post_message(events.Paste(huge))  # what the terminal driver sends for a paste
+        await pilot.pause()
+        assert len(app.prompt.text) == 200_000
+        await pilot.press("enter")
+        await settle(pilot, app)
+
+        messages = store.messages(app.conversation_id)  # type: ignore[arg-type]
+        assert messages[0].role == "user" and messages[0].content == huge
+        assert any("context" in n for n in notes.texts("warning")), notes
+        assert messages[1].role == "assistant" and messages[1].content.strip()
+        assert app.is_running and app.status.state == "ready"
+        assert "stored in full" in str(app.chat.query(UserMessage).last().query_one(".body").render())
+
+
+# -- conversations in the sidebar -----------------------------------------------------------------------------
+
+
+@pytest.mark.model
+async def test_sidebar_switch_new_filter_rename_delete(real_session: Session, store: Store) -> None:
+    paris, bread = seed(store)
+    app = AssistantApp(session=real_session)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        options = app.sidebar.options
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == [str(bread), str(paris)]
+
+        await pilot.click("#conversations", offset=(2, 1))  # the second line: Paris
+        await pilot.pause()
+        assert app.conversation_id == paris
+        assert [w.content for w in app.chat.query(UserMessage)] == ["What should I see in Paris?"]
+        assert "Louvre" in app.chat.query(Reply).last().content
+
+        # a new message goes to the open conversation, with the real model
+        await send(pilot, app, "And in Lyon?")
+        await settle(pilot, app)
+        assert [m.content for m in store.messages(paris)][2] == "And in Lyon?"
+
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.conversation_id is None and not app.chat.query(Reply)
+        await pilot.click("#new-chat")
+        assert app.conversation_id is None
+
+        await pilot.press("ctrl+l")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"sour")
+        await pilot.pause()
+        assert options.option_count == 1 and options.get_option_at_index(0).id == str(bread)
+        options.focus()
+        options.highlighted = 0
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.conversation_id == bread
+
+        await pilot.press("f2")
+        await pilot.press("ctrl+u", *"Baking", "enter")
+        await pilot.pause()
+        assert store.get_conversation(bread).title == "Baking"
+
+        await pilot.press("f8")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # cancelling keeps it
+        await pilot.pause()
+        assert store.get_conversation(bread).title == "Baking"
+        await pilot.press("f8")
+        await pilot.press("y")
+        await pilot.pause()
+        assert [c.id for c in store.list_conversations()] == [paris]
+        assert app.conversation_id is None and "Conversation deleted." in notes.texts()
+
+
+async def test_search_opens_the_conversation_of_a_hit(fake_session: Session, store: Store) -> None:
+    paris, _ = seed(store)
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+f")
+        await pilot.press(*"louvre")
+        await pilot.pause()
+        hits = app.screen.query_one("#hits", OptionList)
+        assert hits.option_count == 1
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.conversation_id == paris and "Louvre" in app.chat.query(Reply).last().content
+
+
+async def test_incomplete_replies_from_the_database_are_marked(fake_session: Session, store: Store) -> None:
+    cid = store.create_conversation("Broken")
+    store.add_message(cid, "user", "one")
+    store.add_message(cid, "assistant", "half a", complete=0, finish_reason="cancelled")
+    store.add_message(cid, "user", "two")
+    store.add_message(cid, "assistant", "cut", complete=0)  # a crash left no finish reason
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.open_conversation(cid)
+        await pilot.pause()
+        assert [r.marker for r in app.chat.query(Reply)] == ["stopped", "interrupted"]
+
+
+# -- model, theme, help, palette, errors ------------------------------------------------------------------------
+
+
+async def test_model_switcher_switches_and_saves(fake_session: Session, store: Store, home: Path) -> None:
+    smollm2 = resolve(store, "smollm2", home / "models").path
+    store.add_model("mini", str(smollm2), "local")
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        assert isinstance(app.screen, ModelSwitcherScreen)
+        await pilot.press("down", "down", "enter")  # smollm2 (current) -> gemma3-270m -> mini
+        await settle(pilot, app)
+        assert fake_session.model_name == "mini" and fake_session.loaded
+        assert load_settings(home).model == "mini"
+        assert app.status.model == "mini" and app.status.state == "ready"
+
+
+async def test_theme_toggle_from_the_command_palette_is_saved(fake_session: Session, home: Path) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.theme == "textual-dark"
+        await pilot.press("ctrl+p")
+        await pilot.press(*"toggle theme")
+        await pilot.pause(0.3)  # the palette searches in the background
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "textual-light"
+        assert load_settings(home).theme == "light"
+        await pilot.press("ctrl+t")
+        assert app.theme == "textual-dark" and load_settings(home).theme == "dark"
+
+
+async def test_help_lists_the_keys(fake_session: Session) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen) and app.focused is app.prompt
+
+
+async def test_newline_key_does_not_send(fake_session: Session, store: Store) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.prompt.text == "a\nb" and store.list_conversations() == []
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert store.messages(app.conversation_id)[0].content == "a\nb"  # type: ignore[arg-type]
+
+
+async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: Settings, home: Path) -> None:
+    release = threading.Event()
+
+    def slow_loader(spec: object, s: Settings) -> FakeBackend:
+        release.wait(30)
+        return FakeBackend(["Ready now."])
+
+    session = Session(store, settings, home=home, loader=slow_loader)
+    app = AssistantApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.status.state == "loading model" and app.focused is app.prompt
+        await send(pilot, app, "hi")  # typing works while the model loads
+        assert store.messages(store.list_conversations()[0].id)[0].content == "hi"
+        release.set()
+        await settle(pilot, app)
+        assert app.chat.query(Reply).last().content == "Ready now."
+        assert app.status.state == "ready"
+
+
+async def test_model_errors_become_notifications(store: Store, settings: Settings, home: Path) -> None:
+    def broken_loader(spec: object, s: Settings) -> FakeBackend:
+        raise ModelError("The model file is damaged; add it again.")
+
+    session = Session(store, settings, home=home, loader=broken_loader)
+    app = AssistantApp(session=session)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        assert app.status.state == "error"
+        await send(pilot, app, "Is my message kept?")
+        await settle(pilot, app)
+        assert notes.texts("error") == ["The model file is damaged; add it again."] * 2
+        # the message was stored before the model failed, and the conversation stays open
+        assert store.messages(app.conversation_id)[0].content == "Is my message kept?"  # type: ignore[arg-type]
+        assert app.is_running
+
+
+async def test_a_backend_failing_mid_reply_keeps_the_partial_reply(
+    fake_session: Session, fake_backend: FakeBackend, store: Store
+) -> None:
+    fake_backend.replies = ["one two three four five"]
+    fake_backend.fail_after = 2
+    app = AssistantApp(session=fake_session)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "go")
+        await settle(pilot, app)
+        reply = store.messages(app.conversation_id)[-1]  # type: ignore[arg-type]
+        assert reply.content == "one two" and reply.finish_reason == "error" and not reply.complete
+        assert app.chat.query(Reply).last().marker == "error"
+        assert notes.texts("error") and app.status.state == "error"
