@@ -145,13 +145,18 @@ def pull_model(store: Store, repo: str, filename: str, models_dir: Path, name: s
         raise InputError("Only GGUF files can be pulled; give a FILE ending in .gguf.")
     try:
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
         raise ModelError("huggingface_hub is not installed; run `make install`.") from exc
     target = models_dir / "hub"
     target.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         downloaded = Path(hf_hub_download(repo_id=repo, filename=filename, local_dir=target))
+    except LocalEntryNotFoundError as exc:  # offline: a subclass of EntryNotFoundError, so caught first
+        raise ModelError(
+            f"Could not download {filename} from {repo}: no connection to the Hugging Face Hub "
+            "(pull needs the internet; everything else works offline)."
+        ) from exc
     except (RepositoryNotFoundError, EntryNotFoundError) as exc:
         raise NotFoundError(f"The Hub has no file {filename} in {repo}.") from exc
     except Exception as exc:  # network errors come in many types (httpx, OSError, hub wrappers)

