@@ -124,7 +124,10 @@ def minimal(*conversations: Any) -> bytes:
 
 
 GOOD = {"title": "ok", "messages": [{"role": "user", "content": "hi", "created_at": "2026-01-01T00:00:00Z"}]}
-BAD_ROLE = {"title": "x", "messages": [GOOD["messages"][0], {"role": "bot", "content": "b", "created_at": "2026-01-01"}]}
+BAD_ROLE = {
+    "title": "x",
+    "messages": [GOOD["messages"][0], {"role": "bot", "content": "b", "created_at": "2026-01-01"}],
+}
 
 MALFORMED = [
     (b"", "it is empty"),
