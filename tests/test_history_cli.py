@@ -205,3 +205,17 @@ def test_export_all_markdown_to_private_file(store: Store, tmp_path: Path) -> No
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     missing = run("export", "42")
     assert missing.returncode == 5 and missing.stdout == ""
+
+
+def test_titles_print_as_text_not_markup(store: Store) -> None:
+    cid = store.create_conversation("[bold]brackets[/bold] and [/oops]")
+    store.add_message(cid, "user", "a [/oops] message")
+    assert "[bold]brackets[/bold] and [/oops]" in ok("list").stdout
+    assert "[/oops]" in ok("search", "message").stdout
+    assert "a [/oops] message" in ok("show", str(cid)).stdout
+
+
+def test_export_of_empty_history(store: Store) -> None:
+    done = ok("export", "--format", "json")
+    assert json.loads(done.stdout)["conversations"] == []
+    assert "no conversations to export" in done.stderr

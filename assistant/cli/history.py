@@ -138,6 +138,8 @@ def export(conversation_id: int | None, fmt: str, output: Path | None) -> None:
 
     with open_store() as store:
         text = (export_json if fmt == "json" else export_markdown)(store, conversation_id)
+        if conversation_id is None and not store.list_conversations(limit=1):
+            note("There are no conversations to export yet.")
     if output is None or str(output) == "-":
         click.echo(text, nl=False)
         return

@@ -66,10 +66,12 @@ def table(*columns: str, title: str | None = None) -> Table:
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
-    """Print rows as a rich table on stdout; ``None`` cells print as empty."""
+    """Print rows as a rich table on stdout; cells are plain text (never markup), ``None`` prints as empty."""
+    from rich.text import Text
+
     tbl = table(*columns, title=title)
     for row in rows:
-        tbl.add_row(*("" if cell is None else str(cell) for cell in row))
+        tbl.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
     console().print(tbl)
 
 
