@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,3 +100,40 @@ def child_env(home: Path, **settings: object) -> dict[str, str]:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """Busy and total jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])
+
+
+class CpuWindow:
+    """How many cores the whole machine kept busy over a stretch, and how many of them were not this benchmark.
+
+    "others_cores" is the noise: other people's tests and builds competing with the measurements.
+    """
+
+    def __init__(self) -> None:
+        self._start = _cpu_jiffies()
+        self._own = self._own_seconds()
+        self._wall = time.perf_counter()
+
+    @staticmethod
+    def _own_seconds() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def stop(self) -> dict[str, float]:
+        busy0, total0 = self._start
+        busy1, total1 = _cpu_jiffies()
+        cores = os.cpu_count() or 1
+        wall = time.perf_counter() - self._wall
+        machine = (busy1 - busy0) / max(total1 - total0, 1) * cores
+        own = (self._own_seconds() - self._own) / max(wall, 1e-9)
+        return {
+            "machine_busy_cores": round(machine, 2),
+            "bench_cores": round(own, 2),
+            "others_cores": round(max(machine - own, 0.0), 2),
+        }

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import Row, load_average, log
+from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 PARTS = ("chat", "threads", "memory", "tui")
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         run, to_rows = runners[part]
         log(f"[{part}]")
         part_started = time.perf_counter()
+        window = CpuWindow()
         try:
             results[part] = run()
             rows += to_rows(results[part])
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             results[part] = {"error": f"{type(exc).__name__}: {exc}"}
             rows.append(Row(part, "(failed)", None, None, "", "diff", note=f"{type(exc).__name__}: {exc}"[:200]))
         results[part]["seconds"] = round(time.perf_counter() - part_started, 1)
+        results[part]["cpu"] = cpu = window.stop()
+        log(f"  {part}: {results[part]['seconds']} s; other processes kept {cpu['others_cores']} cores busy")
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["rows"] = [
         {k: getattr(r, k) for k in ("part", "metric", "assistant", "baseline", "unit", "target", "met", "note")}
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     m = results["machine"]
     print(f"\n{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load average at start {m['load_average_start']}")
     print(table(rows))
+    noise = ", ".join(f"{p} {results[p]['cpu']['others_cores']}" for p in parts)
+    print(f"cores kept busy by other processes during each part (noise): {noise}")
     print(f"\n{results['seconds']:.0f} s in all; details in {args.output}")
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from bench import (
     PROMPT,
     SEED,
+    CpuWindow,
     Row,
     child_env,
     load_average,
@@ -45,6 +46,7 @@ class Run:
     own_ttft_ms: float | None = None  # what the assistant itself reported, when it reports
     own_tps: float | None = None
     wall_s: float | None = None
+    others_cores: float | None = None  # cores other processes kept busy during this run (the noise)
 
 
 def timed(pieces: Iterable[tuple[str, int]], started: float, decode_deadline_s: float | None = None) -> Run:
@@ -158,6 +160,7 @@ def _summary(runs: list[Run]) -> dict[str, object]:
         "own_ttft_ms": median([r.own_ttft_ms for r in runs if r.own_ttft_ms is not None]),
         "own_tps": median([r.own_tps for r in runs if r.own_tps is not None]),
         "wall_s": median([r.wall_s for r in runs if r.wall_s is not None]),
+        "others_cores": median([r.others_cores for r in runs if r.others_cores is not None]),
         "runs": [asdict(r) | {"text": r.text[:80]} for r in runs],
     }
 
@@ -208,9 +211,11 @@ def run(
         kinds = ["raw_completion", "assistant_session", "raw_generate"] + (["assistant_cli"] if cli else [])
         runs: dict[str, list[Run]] = {k: [] for k in kinds}
         load_before = load_average()
+        cli_error: str | None = None
         for rep in range(reps):
             order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]  # rotate: no kind always goes first
             for kind in order:
+                window = CpuWindow()
                 if kind == "raw_completion":
                     r = raw_completion(llm, prompt, max_tokens)
                 elif kind == "raw_generate":
@@ -218,7 +223,15 @@ def run(
                 elif kind == "assistant_session":
                     r = assistant_turn(session, PROMPT)
                 else:
-                    r = cli_chat(home, PROMPT, threads, max_tokens)
+                    try:
+                        r = cli_chat(home, PROMPT, threads, max_tokens)
+                    except (RuntimeError, ValueError, KeyError, subprocess.TimeoutExpired) as exc:
+                        cli_error = f"{type(exc).__name__}: {exc}"[:300]
+                        log(f"  assistant chat --json failed, skipped from now on: {cli_error}")
+                        kinds.remove(kind)
+                        del runs[kind]
+                        continue
+                r.others_cores = window.stop()["others_cores"]
                 runs[kind].append(r)
                 log(f"  chat rep {rep + 1}/{reps} {kind:18} ttft {r.ttft_ms:7.1f} ms  decode {r.decode_tps} tok/s")
         session.close()
@@ -232,6 +245,7 @@ def run(
         "prompt_tokens": prompt_tokens,
         "load_average_before": load_before,
         "load_average_after": load_average(),
+        "cli_error": cli_error,
         "same_text": len({r.text.strip() for r in runs["raw_completion"] + runs["assistant_session"]}) == 1,
     }
     for kind, items in runs.items():
@@ -293,6 +307,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
             "ratio",
         ),
     ]
+    if result.get("cli_error"):
+        out.append(Row("chat", "`assistant chat --json`", None, None, "", "diff", note=result["cli_error"]))
     if "assistant_cli" in result:
         cli = result["assistant_cli"]
         row = Row(
@@ -323,7 +339,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     return out
 
 
-def thread_study(reps: int = 3, max_tokens: int = 64, decode_deadline_s: float = 6.0) -> dict[str, Any]:
+def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float = 4.0) -> dict[str, Any]:
     """Decode and first token with 1 and 2 threads, idle and beside one spinning core (raw llama.cpp)."""
     from assistant.config import Settings
 
@@ -349,7 +365,9 @@ def thread_study(reps: int = 3, max_tokens: int = 64, decode_deadline_s: float =
                     time.sleep(0.5)
                 try:
                     for t in (1, 2) if rep % 2 == 0 else (2, 1):
+                        window = CpuWindow()
                         r = raw_generate(llms[t], text, max_tokens, decode_deadline_s)
+                        r.others_cores = window.stop()["others_cores"]
                         runs[f"{cond}_{t}"].append(r)
                         log(
                             f"  threads rep {rep + 1}/{reps} {cond} {t} thr: ttft {r.ttft_ms:7.1f} ms  "

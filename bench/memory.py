@@ -1,17 +1,16 @@
 """Peak memory of one chat: `assistant chat` in a subprocess against a raw llama-cpp-python script doing the same.
 
-The peak is the child's own maximum resident set size as the kernel records it (``os.wait4``), so nothing is
+The peak is the child's own maximum resident set size as the kernel records it (``wait4``), so nothing is
 sampled and nothing is missed between samples. Both sides load the same model with the same context size and
 thread count and generate the same greedy reply to the same rendered prompt.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import PROMPT, SEED, Row, child_env, load_average, log, median, model_path, spread, temp_home, venv_bin
@@ -30,18 +29,30 @@ for chunk in llm.create_completion(prompt, stream=True, max_tokens=max_tokens, t
 """
 
 
+# Runs the command and reports its peak RSS. The command must not be started from the benchmark process itself:
+# subprocess starts children with vfork, and at exec Linux carries the parent's RSS high-water mark into the
+# child's ru_maxrss, so every child of a process holding two loaded models "peaked" at that process's size.
+# This small helper is the parent instead; its own ~15 MB high-water mark is far below any figure measured here.
+PEAK_HELPER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(proc.pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run ``cmd``; return its peak RSS in MB and its wall time in seconds."""
-    with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; tell Popen
-        if proc.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode()[-500:]}")
-    return round(usage.ru_maxrss / 1024, 1), round(wall, 2)  # ru_maxrss is in KiB on Linux
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PEAK_HELPER, *cmd], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    try:
+        maxrss_kib, code = (int(x) for x in proc.stdout.split())
+    except ValueError:
+        code, maxrss_kib = -1, 0
+    if proc.returncode != 0 or code != 0:
+        raise RuntimeError(f"{Path(cmd[0]).name} failed ({code}): {proc.stderr.strip()[-500:]}")
+    return round(maxrss_kib / 1024, 1), round(wall, 2)  # ru_maxrss is in KiB on Linux
 
 
 def run(reps: int = 3, max_tokens: int = 192) -> dict[str, Any]:
