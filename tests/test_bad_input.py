@@ -1,0 +1,165 @@
+"""Bad input through the real CLI: one clear sentence, a non-zero exit, no traceback, and nothing stored is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage.db import Store, open_store
+from tests.test_cli_chat import chat_json, ok, one_sentence_error, run_cli
+
+Snapshot = list[tuple[int, str, list[tuple[str, str]]]]
+
+
+def seed(store: Store) -> Snapshot:
+    """A conversation stored before the bad input arrives."""
+    conversation_id = store.create_conversation(model="smollm2")
+    store.add_message(conversation_id, "user", "Remember that my cat is called Miso.")
+    store.add_message(conversation_id, "assistant", "I will remember Miso.", finish_reason="stop")
+    return snapshot(store)
+
+
+def snapshot(store: Store) -> Snapshot:
+    return [
+        (c.id, c.title, [(m.role, m.content) for m in store.messages(c.id)])
+        for c in sorted(store.list_conversations(), key=lambda c: c.id)
+    ]
+
+
+def assert_intact(home: Path, before: Snapshot, *, new_allowed: bool = False) -> None:
+    with open_store(home) as store:
+        after = snapshot(store)
+    if new_allowed:  # the user's message is stored before the model loads: a new conversation may appear
+        after = [c for c in after if c[0] in {b[0] for b in before}]
+    assert after == before
+
+
+def test_empty_message_is_refused(store: Store, home: Path) -> None:
+    before = seed(store)
+    for done in (run_cli("chat", ""), run_cli("chat", "   "), run_cli("chat", input=b"\n  \n")):
+        assert "Nothing to send" in one_sentence_error(done, code=2)
+    assert_intact(home, before)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xfe\x00\x01binary\x00", b"caf\xe9 au lait", b"text with a NUL\x00 byte", os.urandom(4096)],
+    ids=["binary", "latin-1", "nul", "random"],
+)
+def test_binary_or_invalid_utf8_on_stdin_is_refused(store: Store, home: Path, data: bytes) -> None:
+    before = seed(store)
+    done = run_cli("chat", input=data)
+    assert "not valid UTF-8 text" in one_sentence_error(done, code=2)
+    assert_intact(home, before)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_huge_message_is_trimmed_with_a_notice_and_stored_whole(store: Store, home: Path) -> None:
+    before = seed(store)
+    body = "The quick brown fox jumps over the lazy dog. " * 5000
+    text = ("START: please summarise this. " + body)[: 200_000 - 4] + " END"
+    assert len(text) == 200_000
+    done = run_cli("chat", "--json", input=text.encode())
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    result = json.loads(done.stdout)
+    assert result["reply"].strip()
+    assert result["notice"] and result["notice"] in done.stderr  # the notice goes to stderr, not into the reply
+    with open_store(home) as s:
+        user = s.get_message(result["user_message_id"])
+    assert user.content == text and user.context_trimmed
+    assert_intact(home, before, new_allowed=True)
+
+
+def _register_fake_model(home: Path, tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / f"{name}.gguf"
+    path.write_bytes(content)
+    ok("models", "add", str(path), "--name", name)
+    return path
+
+
+def test_missing_model_file(store: Store, home: Path, tmp_path: Path) -> None:
+    before = seed(store)
+    path = _register_fake_model(home, tmp_path, "gone", b"GGUF" + b"\0" * 64)
+    path.unlink()
+    line = one_sentence_error(run_cli("chat", "--model", "gone", "Hello?"), code=3)
+    assert "does not exist" in line and str(path) in line
+    assert_intact(home, before, new_allowed=True)
+
+
+@pytest.mark.parametrize("content", [b"GGUF" + os.urandom(2048), os.urandom(2048)], ids=["gguf-garbage", "random"])
+def test_corrupt_model_file(store: Store, home: Path, tmp_path: Path, content: bytes) -> None:
+    before = seed(store)
+    path = _register_fake_model(home, tmp_path, "broken", b"GGUF" + b"\0" * 64)
+    path.write_bytes(content)  # corrupted after it was added
+    line = one_sentence_error(run_cli("chat", "--model", "broken", "Hello?"), code=3)
+    assert str(path) in line
+    if content.startswith(b"GGUF"):
+        assert "could not be loaded" in line
+    else:
+        assert "not a GGUF model file" in line
+        # `models add` refuses such a file outright.
+        assert "not a GGUF model file" in one_sentence_error(run_cli("models", "add", str(path)), code=3)
+    assert_intact(home, before, new_allowed=True)
+
+
+def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    done = run_cli("chat", "Hello?", ASSISTANT_HOME=str(blocker / "home"))
+    line = one_sentence_error(done, code=4)
+    assert "Cannot use the data directory" in line and "ASSISTANT_HOME" in line
+    assert blocker.read_text() == "not a directory"
+
+
+def test_read_only_data_dir_is_refused(store: Store, home: Path) -> None:
+    before = seed(store)
+    store.close()
+    home.chmod(0o500)
+    try:
+        probe = home / "probe"
+        try:
+            probe.write_text("x")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip("this user (root) can write to a 0500 directory; the under-a-file test covers it")
+        line = one_sentence_error(run_cli("chat", "Hello?"), code=4)
+        assert str(home) in line and "writable" in line
+    finally:
+        home.chmod(0o700)
+    assert_intact(home, before)
+
+
+def test_locked_database_is_refused(store: Store, home: Path) -> None:
+    before = seed(store)
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        line = one_sentence_error(run_cli("chat", "Hello?", ASSISTANT_DB_TIMEOUT="0.2"), code=4)
+        assert "locked" in line
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert_intact(home, before)
+    # Once the lock is gone the same command works.
+    assert "Nothing to send" in one_sentence_error(run_cli("chat", ""), code=2)
+
+
+@pytest.mark.model
+def test_chat_works_after_refusals(store: Store, home: Path) -> None:
+    """A refused message leaves nothing half-done behind: the next turn in the same conversation works."""
+    before = seed(store)
+    conversation_id = before[0][0]
+    one_sentence_error(run_cli("chat", "--conversation", str(conversation_id), input=b"\xff"), code=2)
+    result = chat_json("--conversation", str(conversation_id), "What is my cat called?")
+    with open_store(home) as s:
+        messages = s.messages(conversation_id)
+    assert [m.content for m in messages[:2]] == [c for _, c in before[0][2]]
+    assert len(messages) == 4 and messages[-1].content == result["reply"]
