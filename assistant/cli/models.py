@@ -9,7 +9,7 @@ import click
 
 from assistant.cli.output import emit_json, note, print_table
 from assistant.config import data_dir, load_settings, save_setting
-from assistant.errors import ModelError
+from assistant.errors import InputError, ModelError
 from assistant.models import BUNDLED, GEMMA3_FILE, ModelSpec, list_models, resolve, smollm2_path
 from storage import Store, open_store
 
@@ -175,6 +175,8 @@ def pull(repo: str, filename: str, name: str | None) -> None:
     from assistant.models import pull_model
 
     home = data_dir()
+    if not filename.endswith(".gguf"):  # before the network check: a wrong name is the first thing to fix
+        raise InputError("Only GGUF files can be pulled; give a FILE ending in .gguf.")
     check_hub_reachable()
     with open_store(home) as store:
         note(f"Downloading {filename} from {repo}…")
