@@ -30,12 +30,12 @@ async def capture(target: Path) -> None:
         session = Session(store, settings)
         app = AssistantApp(session=session)
         async with app.run_test(size=SIZE) as pilot:
-            app.prompt.cursor_blink = False
+            app.main.prompt.cursor_blink = False
             await pilot.press(*QUESTION)
             await pilot.press("enter")
             for _ in range(MAX_ITERATIONS):
                 await pilot.pause(0.05)
-                if not app.generating and not any(w.is_running for w in app.workers):
+                if not app.main.generating and not any(w.is_running for w in app.workers):
                     break
             else:
                 raise SystemExit("The reply did not finish; is the machine very busy?")

@@ -49,7 +49,7 @@ async def settle(pilot: Pilot, app: AssistantApp, rounds: int = 1200) -> None:
     """Let the workers finish (bounded by iterations; the real model needs a few hundred at most)."""
     for _ in range(rounds):
         await pilot.pause(0.05)
-        if not app.generating and not any(w.is_running for w in app.workers):
+        if not app.main.generating and not any(w.is_running for w in app.workers):
             await pilot.pause()
             return
     raise AssertionError("the app did not become idle")
@@ -78,24 +78,24 @@ def seed(store: Store) -> list[int]:
 async def test_send_streams_and_stores_a_real_reply(real_session: Session, store: Store) -> None:
     app = AssistantApp(session=real_session)
     async with app.run_test(size=SIZE) as pilot:
-        assert app.focused is app.prompt
+        assert app.focused is app.main.prompt
         await send(pilot, app, "What is the capital of France?")
-        assert app.prompt.text == ""
+        assert app.main.prompt.text == ""
         await settle(pilot, app)
 
-        messages = store.messages(app.conversation_id)  # type: ignore[arg-type]
+        messages = store.messages(app.main.conversation_id)  # type: ignore[arg-type]
         assert [m.role for m in messages] == ["user", "assistant"]
         assert messages[0].content == "What is the capital of France?"
         reply = messages[1]
         assert reply.complete and reply.finish_reason in ("stop", "length") and reply.content.strip()
-        shown = app.chat.query(Reply).last()
+        shown = app.main.chat.query(Reply).last()
         assert shown.content == reply.content and shown.message_id == reply.id and shown.marker is None
-        assert app.status.state == "ready"
-        assert app.status.tokens_per_s == reply.tokens_per_s and reply.tokens_per_s
+        assert app.main.status.state == "ready"
+        assert app.main.status.tokens_per_s == reply.tokens_per_s and reply.tokens_per_s
         # the new conversation is listed in the sidebar, titled from the message
-        options = app.sidebar.options
+        options = app.main.sidebar.options
         assert options.option_count == 1 and options.highlighted == 0
-        assert app.focused is app.prompt
+        assert app.focused is app.main.prompt
 
 
 @pytest.mark.model
@@ -106,23 +106,23 @@ async def test_escape_stops_and_keeps_the_partial_reply(real_session: Session, s
         await send(pilot, app, "Write a long story about a dragon who learns to bake bread.")
         for _ in range(1200):  # wait until some of the reply is on screen
             await pilot.pause(0.02)
-            if app.reply is not None and len(app.reply.content) > 20:
+            if app.main.reply is not None and len(app.main.reply.content) > 20:
                 break
-        assert app.generating
+        assert app.main.generating
         await pilot.press("escape")
         await settle(pilot, app)
 
-        reply = store.messages(app.conversation_id)[-1]  # type: ignore[arg-type]
+        reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
         assert reply.role == "assistant" and not reply.complete and reply.finish_reason == "cancelled"
         assert reply.content.strip() and reply.completion_tokens < 400
-        shown = app.chat.query(Reply).last()
+        shown = app.main.chat.query(Reply).last()
         assert shown.content == reply.content and shown.marker == "stopped"
         assert "stopped" in str(shown.meta_text())
-        assert app.status.state == "stopped"
+        assert app.main.status.state == "stopped"
         # the stopped reply still shows as stopped when the conversation is opened again
-        await app.open_conversation(app.conversation_id)
+        await app.main.open_conversation(app.main.conversation_id)
         await pilot.pause()
-        assert app.chat.query(Reply).last().marker == "stopped"
+        assert app.main.chat.query(Reply).last().marker == "stopped"
 
 
 @pytest.mark.model
@@ -131,13 +131,13 @@ async def test_rate_better_answer_and_copy_a_real_reply(real_session: Session, s
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "Say hello.")
         await settle(pilot, app)
-        reply_id = store.messages(app.conversation_id)[-1].id  # type: ignore[arg-type]
+        reply_id = store.messages(app.main.conversation_id)[-1].id  # type: ignore[arg-type]
 
         await pilot.press("f3")
         assert store.get_message(reply_id).rating == 1
         await pilot.press("f4")
         assert store.get_message(reply_id).rating == -1
-        assert "rated bad" in str(app.chat.query(Reply).last().meta_text())
+        assert "rated bad" in str(app.main.chat.query(Reply).last().meta_text())
         await pilot.press("f4")  # the same key again clears it
         assert store.get_message(reply_id).rating is None
 
@@ -149,11 +149,11 @@ async def test_rate_better_answer_and_copy_a_real_reply(real_session: Session, s
         await pilot.pause()
         assert not isinstance(app.screen, BetterAnswerScreen)
         assert store.get_message(reply_id).better_answer == "Hello! How can I help?"
-        assert "better answer saved" in str(app.chat.query(Reply).last().meta_text())
+        assert "better answer saved" in str(app.main.chat.query(Reply).last().meta_text())
 
         await pilot.press("f9")
         assert app.clipboard == store.get_message(reply_id).content
-        assert app.focused is app.prompt
+        assert app.focused is app.main.prompt
 
 
 async def test_bad_input_is_refused_or_kept(fake_session: Session, store: Store) -> None:
@@ -165,22 +165,22 @@ async def test_bad_input_is_refused_or_kept(fake_session: Session, store: Store)
         await send(pilot, app, "   ")
         await pilot.pause()
         assert any("empty" in n for n in notes.texts("warning"))
-        assert store.list_conversations() == [] and not app.generating
+        assert store.list_conversations() == [] and not app.main.generating
 
         huge = ("All work and no play makes Jack a dull boy. " * 5000)[:200_000]
-        app.prompt.clear()
+        app.main.prompt.clear()
         app.post_message(events.Paste(huge))  # what the terminal driver sends for a paste
         await pilot.pause()
-        assert len(app.prompt.text) == 200_000
+        assert len(app.main.prompt.text) == 200_000
         await pilot.press("enter")
         await settle(pilot, app)
 
-        messages = store.messages(app.conversation_id)  # type: ignore[arg-type]
+        messages = store.messages(app.main.conversation_id)  # type: ignore[arg-type]
         assert messages[0].role == "user" and messages[0].content == huge
         assert any("context" in n for n in notes.texts("warning")), notes
         assert messages[1].role == "assistant" and messages[1].content.strip()
-        assert app.is_running and app.status.state == "ready"
-        assert "stored in full" in str(app.chat.query(UserMessage).last().query_one(".body").render())
+        assert app.is_running and app.main.status.state == "ready"
+        assert "stored in full" in str(app.main.chat.query(UserMessage).last().query_one(".body").render())
 
 
 # -- conversations in the sidebar -----------------------------------------------------------------------------
@@ -192,14 +192,14 @@ async def test_sidebar_switch_new_filter_rename_delete(real_session: Session, st
     app = AssistantApp(session=real_session)
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
-        options = app.sidebar.options
+        options = app.main.sidebar.options
         assert [options.get_option_at_index(i).id for i in range(options.option_count)] == [str(bread), str(paris)]
 
         await pilot.click("#conversations", offset=(2, 1))  # the second line: Paris
         await pilot.pause()
-        assert app.conversation_id == paris
-        assert [w.content for w in app.chat.query(UserMessage)] == ["What should I see in Paris?"]
-        assert "Louvre" in app.chat.query(Reply).last().content
+        assert app.main.conversation_id == paris
+        assert [w.content for w in app.main.chat.query(UserMessage)] == ["What should I see in Paris?"]
+        assert "Louvre" in app.main.chat.query(Reply).last().content
 
         # a new message goes to the open conversation, with the real model
         await send(pilot, app, "And in Lyon?")
@@ -208,9 +208,9 @@ async def test_sidebar_switch_new_filter_rename_delete(real_session: Session, st
 
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert app.conversation_id is None and not app.chat.query(Reply)
+        assert app.main.conversation_id is None and not app.main.chat.query(Reply)
         await pilot.click("#new-chat")
-        assert app.conversation_id is None
+        assert app.main.conversation_id is None
 
         await pilot.press("ctrl+l")
         assert isinstance(app.focused, Input)
@@ -221,7 +221,7 @@ async def test_sidebar_switch_new_filter_rename_delete(real_session: Session, st
         options.highlighted = 0
         await pilot.press("enter")
         await pilot.pause()
-        assert app.conversation_id == bread
+        assert app.main.conversation_id == bread
 
         await pilot.press("f2")
         await pilot.press("ctrl+u", *"Baking", "enter")
@@ -237,7 +237,7 @@ async def test_sidebar_switch_new_filter_rename_delete(real_session: Session, st
         await pilot.press("y")
         await pilot.pause()
         assert [c.id for c in store.list_conversations()] == [paris]
-        assert app.conversation_id is None and "Conversation deleted." in notes.texts()
+        assert app.main.conversation_id is None and "Conversation deleted." in notes.texts()
 
 
 async def test_search_opens_the_conversation_of_a_hit(fake_session: Session, store: Store) -> None:
@@ -251,7 +251,7 @@ async def test_search_opens_the_conversation_of_a_hit(fake_session: Session, sto
         assert hits.option_count == 1
         await pilot.press("down", "enter")
         await pilot.pause()
-        assert app.conversation_id == paris and "Louvre" in app.chat.query(Reply).last().content
+        assert app.main.conversation_id == paris and "Louvre" in app.main.chat.query(Reply).last().content
 
 
 async def test_incomplete_replies_from_the_database_are_marked(fake_session: Session, store: Store) -> None:
@@ -262,9 +262,9 @@ async def test_incomplete_replies_from_the_database_are_marked(fake_session: Ses
     store.add_message(cid, "assistant", "cut", complete=0)  # a crash left no finish reason
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
-        await app.open_conversation(cid)
+        await app.main.open_conversation(cid)
         await pilot.pause()
-        assert [r.marker for r in app.chat.query(Reply)] == ["stopped", "interrupted"]
+        assert [r.marker for r in app.main.chat.query(Reply)] == ["stopped", "interrupted"]
 
 
 # -- model, theme, help, palette, errors ------------------------------------------------------------------------
@@ -281,7 +281,7 @@ async def test_model_switcher_switches_and_saves(fake_session: Session, store: S
         await settle(pilot, app)
         assert fake_session.model_name == "mini" and fake_session.loaded
         assert load_settings(home).model == "mini"
-        assert app.status.model == "mini" and app.status.state == "ready"
+        assert app.main.status.model == "mini" and app.main.status.state == "ready"
 
 
 async def test_theme_toggle_from_the_command_palette_is_saved(fake_session: Session, home: Path) -> None:
@@ -305,17 +305,17 @@ async def test_help_lists_the_keys(fake_session: Session) -> None:
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
-        assert not isinstance(app.screen, HelpScreen) and app.focused is app.prompt
+        assert not isinstance(app.screen, HelpScreen) and app.focused is app.main.prompt
 
 
 async def test_newline_key_does_not_send(fake_session: Session, store: Store) -> None:
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("a", "ctrl+j", "b")
-        assert app.prompt.text == "a\nb" and store.list_conversations() == []
+        assert app.main.prompt.text == "a\nb" and store.list_conversations() == []
         await pilot.press("enter")
         await settle(pilot, app)
-        assert store.messages(app.conversation_id)[0].content == "a\nb"  # type: ignore[arg-type]
+        assert store.messages(app.main.conversation_id)[0].content == "a\nb"  # type: ignore[arg-type]
 
 
 async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: Settings, home: Path) -> None:
@@ -329,13 +329,13 @@ async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: S
     app = AssistantApp(session=session)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert app.status.state == "loading model" and app.focused is app.prompt
+        assert app.main.status.state == "loading model" and app.focused is app.main.prompt
         await send(pilot, app, "hi")  # typing works while the model loads
         assert store.messages(store.list_conversations()[0].id)[0].content == "hi"
         release.set()
         await settle(pilot, app)
-        assert app.chat.query(Reply).last().content == "Ready now."
-        assert app.status.state == "ready"
+        assert app.main.chat.query(Reply).last().content == "Ready now."
+        assert app.main.status.state == "ready"
 
 
 async def test_model_errors_become_notifications(store: Store, settings: Settings, home: Path) -> None:
@@ -347,12 +347,12 @@ async def test_model_errors_become_notifications(store: Store, settings: Setting
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
-        assert app.status.state == "error"
+        assert app.main.status.state == "error"
         await send(pilot, app, "Is my message kept?")
         await settle(pilot, app)
         assert notes.texts("error") == ["The model file is damaged; add it again."] * 2
         # the message was stored before the model failed, and the conversation stays open
-        assert store.messages(app.conversation_id)[0].content == "Is my message kept?"  # type: ignore[arg-type]
+        assert store.messages(app.main.conversation_id)[0].content == "Is my message kept?"  # type: ignore[arg-type]
         assert app.is_running
 
 
@@ -366,7 +366,7 @@ async def test_a_backend_failing_mid_reply_keeps_the_partial_reply(
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "go")
         await settle(pilot, app)
-        reply = store.messages(app.conversation_id)[-1]  # type: ignore[arg-type]
+        reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
         assert reply.content == "one two" and reply.finish_reason == "error" and not reply.complete
-        assert app.chat.query(Reply).last().marker == "error"
-        assert notes.texts("error") and app.status.state == "error"
+        assert app.main.chat.query(Reply).last().marker == "error"
+        assert notes.texts("error") and app.main.status.state == "error"

@@ -18,13 +18,13 @@ SIZE = (110, 34)
 
 
 async def idle(pilot: Pilot) -> None:
-    """Wait (bounded by iterations) for the model-loading worker, so the status bar reads "ready"."""
+    """Wait (bounded by iterations) for the chat screen and the model-loading worker, so the status reads "ready"."""
     app = pilot.app
-    app.query_one("#prompt").cursor_blink = False  # a blinking cursor would make the frame depend on the clock
     for _ in range(400):
         await pilot.pause(0.01)
-        if not any(w.is_running for w in app.workers):
+        if app.screen.query("#prompt") and not any(w.is_running for w in app.workers):
             break
+    app.screen.query_one("#prompt").cursor_blink = False  # a blinking cursor would make the frame depend on the clock
     await pilot.pause()
 
 
@@ -60,7 +60,7 @@ def test_conversation(snap_compare: Callable[..., bool], fake_session: Session, 
 
     async def open_it(pilot: Pilot) -> None:
         await idle(pilot)
-        await pilot.app.open_conversation(cid)  # type: ignore[attr-defined]
+        await pilot.app.main.open_conversation(cid)  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(AssistantApp(session=fake_session), terminal_size=SIZE, run_before=open_it)

@@ -23,6 +23,12 @@ class StatusBar(Static):
     state: reactive[str] = reactive("loading model")
     tokens_per_s: reactive[float | None] = reactive(None)
 
+    def __init__(self, model: str, state: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # Set before mounting, so a model that loads (or fails) before the screen mounts is never overwritten.
+        self.set_reactive(StatusBar.model, model)
+        self.set_reactive(StatusBar.state, state)
+
     def render(self) -> Text:
         speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else "–"
         text = Text()
