@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import closing
 from typing import TYPE_CHECKING
 
 import click
@@ -77,12 +76,18 @@ class _Printer:
 
 
 def _stream(turn: Turn, printer: _Printer | None) -> None:
-    with closing(turn.stream()) as chunks:
+    chunks = turn.stream()
+    try:
         for chunk in chunks:
             if printer is not None:
                 printer.write(chunk.text)
                 if printer.broken:
-                    break  # closing the stream stores what was generated so far
+                    break
+    finally:
+        # Closing the generator (also on Ctrl-C between chunks) stores what was generated so far.
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 @click.command()

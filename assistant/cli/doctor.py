@@ -194,7 +194,7 @@ def check_model(ctx: Context) -> Check:
     from assistant.models import resolve
     from assistant.runtime.llama import LlamaBackend
 
-    settings = ctx.settings or Settings()
+    settings = ctx.settings or Settings.model_validate({})
     name, models_dir = settings.model, ctx.home / "models"
     if needs_assembly(name, models_dir):
         return Check(
@@ -223,7 +223,7 @@ def check_model(ctx: Context) -> Check:
 
 
 def check_threads(ctx: Context) -> Check:
-    settings = ctx.settings or Settings()
+    settings = ctx.settings or Settings.model_validate({})
     threads, cores = settings.effective_threads(), os.cpu_count() or 1
     detail = f"{threads} thread(s) on {cores} core(s)" + (" (auto)" if not settings.threads else "")
     if threads > cores:

@@ -10,7 +10,7 @@ import click
 from assistant.cli.output import emit_json, note, print_table
 from assistant.config import data_dir, load_settings, save_setting
 from assistant.errors import InputError, ModelError
-from assistant.models import BUNDLED, GEMMA3_FILE, ModelSpec, list_models, resolve, smollm2_path
+from assistant.models import GEMMA3_FILE, ModelSpec, list_models, resolve, smollm2_path
 from storage import Store, open_store
 
 DEFAULT_MODEL = "smollm2"
@@ -88,34 +88,29 @@ def list_(as_json: bool) -> None:
     with open_store(home) as store:
         specs = list_models(store)
     rows: list[dict[str, object]] = []
+    cells: list[tuple[str, ...]] = []
     for spec in specs:
         path = known_path(spec, models_dir)
         size = path.stat().st_size if path is not None and path.is_file() else None
+        missing = path is not None and size is None
         rows.append(
             {
                 **spec.to_dict(),
                 "path": str(path) if path else None,
                 "active": spec.name == active,
                 "size_bytes": size,
-                "missing": path is not None and size is None,
+                "missing": missing,
             }
         )
+        if path is None:
+            where = "(assembled on first use)" if spec.name == "gemma3-270m" else "(not installed)"
+        else:
+            where = f"{path} (missing)" if missing else str(path)
+        cells.append(("*" if spec.name == active else "", spec.name, spec.source, human_size(size), where))
     if as_json:
         emit_json(rows)
         return
-
-    def where(row: dict[str, object]) -> str:
-        if row["path"] is None:
-            return "(assembled on first use)" if row["name"] in BUNDLED else "(not installed)"
-        return f"{row['path']} (missing)" if row["missing"] else str(row["path"])
-
-    print_table(
-        ["", "name", "source", "#size", "path"],
-        [
-            ("*" if r["active"] else "", r["name"], r["source"], human_size(r["size_bytes"]), where(r))  # type: ignore[arg-type]
-            for r in rows
-        ],
-    )
+    print_table(["", "name", "source", "#size", "path"], cells)
     if active not in {r["name"] for r in rows}:
         note(f"The active model '{active}' is not registered; pick one with `assistant models use NAME`.")
 
