@@ -11,7 +11,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
 from assistant.config import Settings, load_settings
-from assistant.errors import ModelError
+from assistant.errors import ModelError, StorageError
 from assistant.models import resolve
 from assistant.session import Session
 from storage.db import Store
@@ -370,3 +370,60 @@ async def test_a_backend_failing_mid_reply_keeps_the_partial_reply(
         assert reply.content == "one two" and reply.finish_reason == "error" and not reply.complete
         assert app.main.chat.query(Reply).last().marker == "error"
         assert notes.texts("error") and app.main.status.state == "error"
+
+
+async def test_text_goes_back_to_the_prompt_when_the_store_fails(
+    fake_session: Session, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def locked(*args: object, **kwargs: object) -> int:
+        raise StorageError("The database is locked by another program; close it and try again.")
+
+    app = AssistantApp(session=fake_session)
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        monkeypatch.setattr(store, "create_conversation", locked)
+        await send(pilot, app, "keep me")
+        await settle(pilot, app)
+        assert notes.texts("error") == ["The database is locked by another program; close it and try again."]
+        assert app.main.prompt.text == "keep me" and not app.main.chat.query(UserMessage)
+        monkeypatch.undo()
+        await pilot.press("enter")  # once the store works again, the same text goes through
+        await settle(pilot, app)
+        assert store.messages(app.main.conversation_id)[0].content == "keep me"  # type: ignore[arg-type]
+
+
+async def test_clicking_a_reply_picks_it_for_feedback(fake_session: Session, store: Store) -> None:
+    cid = store.create_conversation("Two replies")
+    store.add_message(cid, "user", "one")
+    first = store.add_message(cid, "assistant", "first reply")
+    store.add_message(cid, "user", "two")
+    last = store.add_message(cid, "assistant", "second reply")
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.main.open_conversation(cid)
+        await pilot.pause()
+        await pilot.press("f3")  # no pick: the last reply
+        assert store.get_message(last).rating == 1 and store.get_message(first).rating is None
+        await pilot.click(app.main.chat.query(Reply).first())
+        await pilot.press("f4")
+        assert store.get_message(first).rating == -1 and store.get_message(last).rating == 1
+        assert app.main.focused is app.main.prompt
+
+
+async def test_quitting_mid_reply_keeps_the_partial_reply(
+    fake_session: Session, fake_backend: FakeBackend, store: Store
+) -> None:
+    fake_backend.replies = [" ".join(f"word{i}" for i in range(400))]
+    fake_backend.delay_s = 0.01
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "talk for a while")
+        for _ in range(500):
+            await pilot.pause(0.02)
+            if app.main.reply is not None and app.main.reply.content:
+                break
+        await pilot.press("ctrl+q")
+    reply = store.messages(store.list_conversations()[0].id)[-1]
+    assert reply.role == "assistant" and reply.finish_reason == "cancelled" and not reply.complete
+    assert reply.content.startswith("word0") and len(reply.content.split()) < 400
