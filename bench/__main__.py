@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to run: {', '.join(PARTS)} (default: all)")
     parser.add_argument("--reps", type=int, default=5, help="repetitions per side for chat speed and the TUI")
-    parser.add_argument("--max-tokens", type=int, default=192, help="reply length for the decode measurements")
+    parser.add_argument("--max-tokens", type=int, default=128, help="reply length for the decode measurements")
     parser.add_argument("--threads", type=int, default=0, help="threads for the chat comparison (0: the default)")
     parser.add_argument("--no-cli", action="store_true", help="skip `assistant chat --json` in the chat part")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")

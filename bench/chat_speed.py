@@ -47,6 +47,7 @@ class Run:
     own_tps: float | None = None
     wall_s: float | None = None
     others_cores: float | None = None  # cores other processes kept busy during this run (the noise)
+    setup_ms: float | None = None  # the assistant's own work before generation: store the message, plan the prompt
 
 
 def timed(pieces: Iterable[tuple[str, int]], started: float, decode_deadline_s: float | None = None) -> Run:
@@ -122,9 +123,11 @@ def assistant_turn(session: Any, text: str) -> Run:
     session.load().llm.reset()
     started = time.perf_counter()
     turn = session.start_turn(text)
+    setup_ms = (time.perf_counter() - started) * 1000
     run = timed(((c.text, c.tokens) for c in turn.stream()), started)
     assert turn.result is not None
     run.own_ttft_ms, run.own_tps = turn.result.ttft_ms, turn.result.tokens_per_s
+    run.setup_ms = round(setup_ms, 2)
     return run
 
 
@@ -160,13 +163,14 @@ def _summary(runs: list[Run]) -> dict[str, object]:
         "own_ttft_ms": median([r.own_ttft_ms for r in runs if r.own_ttft_ms is not None]),
         "own_tps": median([r.own_tps for r in runs if r.own_tps is not None]),
         "wall_s": median([r.wall_s for r in runs if r.wall_s is not None]),
+        "setup_ms": median([r.setup_ms for r in runs if r.setup_ms is not None]),
         "others_cores": median([r.others_cores for r in runs if r.others_cores is not None]),
         "runs": [asdict(r) | {"text": r.text[:80]} for r in runs],
     }
 
 
 def run(
-    reps: int = 5, max_tokens: int = 192, threads: int | None = None, cli: bool = True, ttft_reps: int = 10
+    reps: int = 5, max_tokens: int = 128, threads: int | None = None, cli: bool = True, ttft_reps: int = 8
 ) -> dict[str, Any]:
     """Alternate raw completion, raw generate, the in-process Session and the CLI; medians of ``reps`` each.
 
@@ -340,7 +344,11 @@ def rows(result: dict[str, Any]) -> list[Row]:
 
 
 def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float = 4.0) -> dict[str, Any]:
-    """Decode and first token with 1 and 2 threads, idle and beside one spinning core (raw llama.cpp)."""
+    """Decode and first token with 1 and 2 threads, as the machine is and beside one spinning core (raw llama.cpp).
+
+    "idle" means no load added by the benchmark; on a shared machine other processes may still run (see
+    ``others_cores`` of each run).
+    """
     from assistant.config import Settings
 
     with temp_home() as home:
@@ -392,7 +400,7 @@ def thread_rows(result: dict[str, Any]) -> list[Row]:
     out = []
     for cond in ("idle", "busy"):
         one, two = result[f"{cond}_1"], result[f"{cond}_2"]
-        label = "idle" if cond == "idle" else "1 core busy"
+        label = "no added load" if cond == "idle" else "+1 spinning core"
         out.append(
             Row(
                 "threads",
@@ -401,7 +409,8 @@ def thread_rows(result: dict[str, Any]) -> list[Row]:
                 one["decode_tps"],
                 "tok/s",
                 "ratio",
-                note=f"default {result['default_threads']} thr",
+                note=f"default is {result['default_threads']} thr; others kept {one['others_cores']} / "
+                f"{two['others_cores']} cores busy (1 / 2 thr runs)",
             )
         )
         out.append(
