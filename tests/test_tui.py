@@ -55,8 +55,12 @@ async def settle(pilot: Pilot, app: AssistantApp, rounds: int = 1200) -> None:
     raise AssertionError("the app did not become idle")
 
 
-async def send(pilot: Pilot, app: AssistantApp, text: str) -> None:
-    await pilot.press(*text)
+async def send(pilot: Pilot, app: AssistantApp, text: str, *, type_it: bool = False) -> None:
+    """Put the text in the prompt (typed key by key, or inserted like a paste, which is quicker) and press Enter."""
+    if type_it:
+        await pilot.press(*text)
+    else:
+        app.main.prompt.insert(text)
     await pilot.press("enter")
 
 
@@ -79,7 +83,7 @@ async def test_send_streams_and_stores_a_real_reply(real_session: Session, store
     app = AssistantApp(session=real_session)
     async with app.run_test(size=SIZE) as pilot:
         assert app.focused is app.main.prompt
-        await send(pilot, app, "What is the capital of France?")
+        await send(pilot, app, "What is the capital of France?", type_it=True)
         assert app.main.prompt.text == ""
         await settle(pilot, app)
 
