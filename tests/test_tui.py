@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList
 
@@ -294,7 +295,11 @@ async def test_theme_toggle_from_the_command_palette_is_saved(fake_session: Sess
         assert app.theme == "textual-dark"
         await pilot.press("ctrl+p")
         await pilot.press(*"toggle theme")
-        await pilot.pause(0.3)  # the palette searches in the background
+        for _ in range(200):  # the palette searches in the background
+            await pilot.pause(0.02)
+            found = app.screen.query_one(CommandList)
+            if found.option_count and "Toggle theme" in str(found.get_option_at_index(0).prompt):
+                break
         await pilot.press("enter")
         await pilot.pause()
         assert app.theme == "textual-light"
