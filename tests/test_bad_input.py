@@ -90,7 +90,14 @@ def test_missing_model_file(store: Store, home: Path, tmp_path: Path) -> None:
     path.unlink()
     line = one_sentence_error(run_cli("chat", "--model", "gone", "Hello?"), code=3)
     assert "does not exist" in line and str(path) in line
-    assert_intact(home, before, new_allowed=True)
+    assert_intact(home, before)  # refused before anything was stored
+
+
+def test_unknown_model_name(store: Store, home: Path) -> None:
+    before = seed(store)
+    line = one_sentence_error(run_cli("chat", "--model", "no-such-model", "Hello?"), code=5)
+    assert "no model called 'no-such-model'" in line
+    assert_intact(home, before)
 
 
 @pytest.mark.parametrize("content", [b"GGUF" + os.urandom(2048), os.urandom(2048)], ids=["gguf-garbage", "random"])
@@ -106,7 +113,8 @@ def test_corrupt_model_file(store: Store, home: Path, tmp_path: Path, content: b
         assert "not a GGUF model file" in line
         # `models add` refuses such a file outright.
         assert "not a GGUF model file" in one_sentence_error(run_cli("models", "add", str(path)), code=3)
-    assert_intact(home, before, new_allowed=True)
+    # The file is only found unloadable after the message was stored (kept, as with any failed reply).
+    assert_intact(home, before, new_allowed=content.startswith(b"GGUF"))
 
 
 def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def chat(
         raise InputError("Choose one of --conversation, --continue and --new.")
     text = read_message(message)
 
-    from assistant.cli.models import needs_assembly
+    from assistant.cli.models import prepare_model
     from assistant.config import data_dir, load_settings
     from assistant.session import Session
     from storage import open_store
@@ -128,8 +128,8 @@ def chat(
             else:
                 note("There is no conversation to continue yet; starting a new one.")
         session = Session(store, settings, model=model, home=home)
-        if needs_assembly(session.model_name, session.models_dir):
-            note(f"Assembling the bundled model {session.model_name} (about 250 MB, only this once)…")
+        # Checked before anything is stored, so a mistyped --model leaves no stray conversation behind.
+        prepare_model(store, session.model_name, session.models_dir)
         printer = None if as_json else _Printer()
         turn: Turn | None = None
         try:
