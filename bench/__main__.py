@@ -48,7 +48,7 @@ def machine() -> dict[str, Any]:
 
 def table(rows: list[Row]) -> str:
     def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:,.1f}"
+        return "-" if value is None else f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
     head = ("part", "metric", "assistant", "baseline", "vs baseline", "target", "met")
     body = [

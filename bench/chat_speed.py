@@ -48,21 +48,25 @@ class Run:
     wall_s: float | None = None
     others_cores: float | None = None  # cores other processes kept busy during this run (the noise)
     setup_ms: float | None = None  # the assistant's own work before generation: store the message, plan the prompt
+    # CPU time this process spent per decoded token (first to last piece). Other processes slow the wall clock
+    # far more than they change this, so it compares the two sides' own work even on a busy machine.
+    cpu_ms_per_token: float | None = None
 
 
 def timed(pieces: Iterable[tuple[str, int]], started: float, decode_deadline_s: float | None = None) -> Run:
     """Consume (text, tokens) pieces, timing the first and the last piece that carried tokens."""
     first = last = None
+    first_cpu = last_cpu = 0.0
     first_tokens = total = 0
     parts: list[str] = []
     for text, tokens in pieces:
         if not tokens:
             parts.append(text)
             continue
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if first is None:
-            first, first_tokens = now, tokens
-        last = now
+            first, first_tokens, first_cpu = now, tokens, cpu
+        last, last_cpu = now, cpu
         total += tokens
         parts.append(text)
         if decode_deadline_s is not None and now - first > decode_deadline_s:
@@ -71,11 +75,13 @@ def timed(pieces: Iterable[tuple[str, int]], started: float, decode_deadline_s: 
         return Run(ttft_ms=float("nan"), decode_tps=None, tokens=0, text="")
     decode_s = last - first
     tps = (total - first_tokens) / decode_s if decode_s > 0 and total > first_tokens else None
+    decoded = total - first_tokens
     return Run(
         ttft_ms=round((first - started) * 1000, 1),
         decode_tps=round(tps, 2) if tps else None,
         tokens=total,
         text="".join(parts),
+        cpu_ms_per_token=round((last_cpu - first_cpu) * 1000 / decoded, 3) if decoded > 0 else None,
     )
 
 
@@ -163,6 +169,7 @@ def _summary(runs: list[Run]) -> dict[str, object]:
         "own_ttft_ms": median([r.own_ttft_ms for r in runs if r.own_ttft_ms is not None]),
         "own_tps": median([r.own_tps for r in runs if r.own_tps is not None]),
         "wall_s": median([r.wall_s for r in runs if r.wall_s is not None]),
+        "cpu_ms_per_token": median([r.cpu_ms_per_token for r in runs if r.cpu_ms_per_token]),
         "setup_ms": median([r.setup_ms for r in runs if r.setup_ms is not None]),
         "others_cores": median([r.others_cores for r in runs if r.others_cores is not None]),
         "runs": [asdict(r) | {"text": r.text[:80]} for r in runs],
@@ -260,6 +267,9 @@ def run(
     )
     diffs = [a - r for r, a in ttft_pairs]
     ratios = [a.decode_tps / r.decode_tps for r, a in pairs if a.decode_tps and r.decode_tps]
+    cpu_ratios = [
+        a.cpu_ms_per_token / r.cpu_ms_per_token for r, a in pairs if a.cpu_ms_per_token and r.cpu_ms_per_token
+    ]
     result["paired"] = {
         "ttft_pairs": len(ttft_pairs),
         "ttft_raw_ms": median([r for r, _ in ttft_pairs]),
@@ -269,6 +279,8 @@ def run(
         "ttft_ratio": median([a / r for r, a in ttft_pairs]),
         "decode_ratio": round(statistics.median(ratios), 4) if ratios else None,
         "decode_ratio_range": spread(ratios),
+        "cpu_per_token_ratio": round(statistics.median(cpu_ratios), 4) if cpu_ratios else None,
+        "cpu_per_token_ratio_range": spread(cpu_ratios),
     }
     return result
 
@@ -299,8 +311,21 @@ def rows(result: dict[str, Any]) -> list[Row]:
         note=f"ratio {paired['ttft_ratio']}",
     )
     first.met = first.paired <= 50 if first.paired is not None else None
+    cpu = Row(
+        "chat",
+        "decode CPU ms/token: Session turn vs create_completion (lower is better)",
+        ses["cpu_ms_per_token"],
+        raw["cpu_ms_per_token"],
+        "ms",
+        "ratio",
+        "<= 105%",
+        paired=paired["cpu_per_token_ratio"],
+        note="CPU time of this process, barely moved by other processes' load",
+    )
+    cpu.met = cpu.paired <= 1 / 0.95 if cpu.paired is not None else None
     out = [
         decode,
+        cpu,
         first,
         Row(
             "chat",
