@@ -33,7 +33,9 @@ class Settings(BaseModel):
     threads: int = Field(
         0, ge=0, le=256, description="CPU threads for the model; 0 picks a count that leaves a core for the UI."
     )
-    context_size: int = Field(4096, ge=256, le=131072, description="Context window in tokens.")
+    context_size: int = Field(
+        2048, ge=256, le=131072, description="Context window in tokens (a full window takes seconds to read on a CPU)."
+    )
     max_tokens: int = Field(512, ge=1, le=32768, description="Longest reply in tokens.")
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
