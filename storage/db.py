@@ -7,6 +7,8 @@ lock becomes one clear sentence instead of a traceback.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import sqlite3
 import threading
@@ -49,6 +51,14 @@ def now() -> str:
 def title_from(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def conversation_fingerprint(messages: Iterable[tuple[str, str, str]]) -> str:
+    """A digest of a conversation's messages (role, content, time): the same conversation imported twice matches."""
+    digest = hashlib.sha256()
+    for role, content, created_at in messages:
+        digest.update(f"{role}\x1f{content}\x1f{created_at}\x1e".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def fts_query(text: str) -> str:
@@ -171,16 +181,27 @@ class Store:
 
     def import_conversations(
         self, conversations: Iterable[dict[str, Any]], on_progress: Callable[[int], None] | None = None
-    ) -> list[int]:
+    ) -> list[int | None]:
         """Insert whole conversations (messages and feedback included) in one transaction: all or nothing.
 
         A conversation is a dict of title, created_at, updated_at, model, source and ``messages``: dicts of
-        role, content, any of MESSAGE_FIELDS, and optional rating / better_answer.
+        role, content, any of MESSAGE_FIELDS, and optional rating / better_answer. One whose messages (role,
+        content, time) are already stored is skipped, so importing a file twice adds nothing; its id is None.
         """
-        ids: list[int] = []
+        ids: list[int | None] = []
         stamp = now()
         with self._guard(write=True) as db:
+            known = self._fingerprints(db)
             for conversation in conversations:
+                fingerprint = conversation_fingerprint(
+                    (m["role"], m["content"], m.get("created_at") or "") for m in conversation["messages"]
+                )
+                if fingerprint in known:
+                    ids.append(None)
+                    if on_progress:
+                        on_progress(1)
+                    continue
+                known.add(fingerprint)
                 cursor = db.execute(
                     "INSERT INTO conversations (title, created_at, updated_at, model, source) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -211,6 +232,16 @@ class Store:
                 if on_progress:
                     on_progress(1)
         return ids
+
+    @staticmethod
+    def _fingerprints(db: sqlite_utils.Database) -> set[str]:
+        rows = db.execute(
+            "SELECT conversation_id, role, content, created_at FROM messages ORDER BY conversation_id, id"
+        )
+        return {
+            conversation_fingerprint((r[1], r[2], r[3]) for r in group)
+            for _, group in itertools.groupby(rows, key=lambda r: r[0])
+        }
 
     # -- messages -------------------------------------------------------------------------------------------
 

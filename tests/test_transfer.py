@@ -217,3 +217,18 @@ def test_huge_import(store: Store) -> None:
     result = import_bytes(store, raw, "huge.json")
     assert (len(result.conversation_ids), result.messages) == (2100, 21000)
     assert [h.conversation_id for h in store.search("n2099x9")] == [result.conversation_ids[-1]]
+
+
+def test_importing_the_same_history_twice_adds_nothing(store: Store) -> None:
+    raw = (DATA / "minimal.json").read_bytes()
+    first = import_bytes(store, raw, "minimal.json")
+    before = snapshot(store)
+    again = import_bytes(store, raw, "minimal.json")
+    assert again.conversation_ids == [] and again.duplicates == len(first.conversation_ids) > 0
+    assert again.messages == 0
+    assert snapshot(store) == before
+    # Restoring a full export into the database it came from adds nothing either.
+    seed(store)
+    exported = export_json(store).encode()
+    restored = import_bytes(store, exported, "export.json")
+    assert restored.conversation_ids == [] and restored.duplicates == len(store.list_conversations())

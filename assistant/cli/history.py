@@ -192,6 +192,8 @@ def import_(file: Path, as_json: bool) -> None:
     )
     if result.skipped:
         text += f"; skipped {result.skipped} with no visible messages"
+    if result.duplicates:
+        text += f"; {result.duplicates} already here, not imported again"
     note(text + ".")
 
 

@@ -34,6 +34,7 @@ class ImportResult:
     conversation_ids: list[int] = field(default_factory=list)
     messages: int = 0
     skipped: int = 0
+    duplicates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class ImportResult:
             "conversations": len(self.conversation_ids),
             "messages": self.messages,
             "skipped": self.skipped,
+            "duplicates": self.duplicates,
             "conversation_ids": self.conversation_ids,
         }
 
@@ -111,8 +113,10 @@ def read_import(raw: bytes, name: str) -> ParsedImport:
 
 def import_parsed(store: Store, parsed: ParsedImport, on_progress: Callable[[int], None] | None = None) -> ImportResult:
     """Write checked conversations in one transaction."""
-    ids = store.import_conversations(parsed.conversations, on_progress=on_progress)
-    return ImportResult(parsed.format, ids, parsed.message_count, parsed.skipped)
+    written = store.import_conversations(parsed.conversations, on_progress=on_progress)
+    ids = [i for i in written if i is not None]
+    messages = sum(len(c["messages"]) for c, i in zip(parsed.conversations, written, strict=True) if i is not None)
+    return ImportResult(parsed.format, ids, messages, parsed.skipped, duplicates=len(written) - len(ids))
 
 
 def import_bytes(store: Store, raw: bytes, name: str) -> ImportResult:
