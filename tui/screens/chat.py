@@ -181,7 +181,8 @@ class ChatScreen(Screen[None]):
 
     async def on_chat_screen_turn_started(self, message: TurnStarted) -> None:
         turn = message.turn
-        self.status.state = "generating"
+        # On a CPU a long prompt takes seconds to read before the first word: say so rather than look stuck.
+        self.status.state = "reading prompt"
         self.status.model = self.session.model_name
         if turn.notice:
             self.notify(turn.notice, severity="warning", markup=False, timeout=8)
@@ -191,6 +192,8 @@ class ChatScreen(Screen[None]):
         self.reply = await self.chat.add_reply(turn.backend.name)
 
     async def on_chat_screen_reply_chunk(self, message: ReplyChunk) -> None:
+        if self.status.state == "reading prompt":
+            self.status.state = "generating"
         if self.reply is not None:
             await self.reply.write(message.text)
 

@@ -9,6 +9,7 @@ from textual.widgets import Static
 STATE_STYLES = {
     "loading model": "bold yellow",
     "ready": "bold green",
+    "reading prompt": "bold cyan",
     "generating": "bold cyan",
     "stopped": "bold magenta",
     "error": "bold red",
