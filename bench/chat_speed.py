@@ -85,11 +85,12 @@ def timed(pieces: Iterable[tuple[str, int]], started: float, decode_deadline_s: 
     )
 
 
-def load_raw(path: Path, n_ctx: int, threads: int) -> Any:
+def load_raw(path: Path, n_ctx: int, threads: int, batch_threads: int | None = None) -> Any:
     """The baseline: llama-cpp-python as its README shows it, nothing of the assistant's."""
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    batch = batch_threads or threads
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=batch, verbose=False)
 
 
 def raw_completion(llm: Any, prompt: str, max_tokens: int) -> Run:
@@ -379,7 +380,9 @@ def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float =
     with temp_home() as home:
         path = model_path(home)
         settings = Settings()
-        llms = {t: load_raw(path, settings.context_size, t) for t in (1, 2)}
+        # "1+2b": one thread to decode, two to read the prompt (compute-bound, a short burst).
+        configs = {"1": (1, 1), "2": (2, 2), "1+2b": (1, 2)}
+        llms = {t: load_raw(path, settings.context_size, *c) for t, c in configs.items()}
         from assistant.runtime.llama import LlamaBackend
 
         backend = LlamaBackend(path, name="smollm2", n_ctx=512, threads=1)
@@ -389,7 +392,7 @@ def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float =
         backend.close()
         for llm in llms.values():
             raw_generate(llm, text, 8)
-        runs: dict[str, list[Run]] = {f"{cond}_{t}": [] for cond in ("idle", "busy") for t in (1, 2)}
+        runs: dict[str, list[Run]] = {f"{cond}_{t}": [] for cond in ("idle", "busy") for t in configs}
         for rep in range(reps):
             for cond in ("idle", "busy"):
                 spinner = None
@@ -397,7 +400,7 @@ def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float =
                     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
                     time.sleep(0.5)
                 try:
-                    for t in (1, 2) if rep % 2 == 0 else (2, 1):
+                    for t in list(configs) if rep % 2 == 0 else list(configs)[::-1]:
                         window = CpuWindow()
                         r = raw_generate(llms[t], text, max_tokens, decode_deadline_s)
                         r.others_cores = window.stop()["others_cores"]
@@ -441,4 +444,17 @@ def thread_rows(result: dict[str, Any]) -> list[Row]:
         out.append(
             Row("threads", f"first token ms, 2 thr vs 1 thr, {label}", two["ttft_ms"], one["ttft_ms"], "ms", "diff")
         )
+        mixed = result.get(f"{cond}_1+2b")
+        if mixed:
+            out.append(
+                Row(
+                    "threads",
+                    f"first token ms, 1 thr + 2 for the prompt vs 1 thr, {label}",
+                    mixed["ttft_ms"],
+                    one["ttft_ms"],
+                    "ms",
+                    "diff",
+                    note=f"decode {mixed['decode_tps']} tok/s",
+                )
+            )
     return out
