@@ -109,7 +109,7 @@ class Store:
     # -- plumbing -------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _guard(self, write: bool = False) -> Iterator[sqlite_utils.Database]:
+    def guard(self, write: bool = False) -> Iterator[sqlite_utils.Database]:
         with self._lock:
             try:
                 if write:
@@ -137,7 +137,7 @@ class Store:
         self, title: str = "", model: str | None = None, source: str = "chat", created_at: str | None = None
     ) -> int:
         stamp = created_at or now()
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             cursor = db.execute(
                 "INSERT INTO conversations (title, created_at, updated_at, model, source) VALUES (?, ?, ?, ?, ?)",
                 [title_from(title), stamp, stamp, model, source],
@@ -166,17 +166,17 @@ class Store:
             "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count "
             f"FROM conversations c {tail}"
         )
-        with self._guard() as db:
+        with self.guard() as db:
             return [Conversation.from_row(dict(row)) for row in db.query(sql, params)]
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         self.get_conversation(conversation_id)
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             db.execute("UPDATE conversations SET title = ? WHERE id = ?", [title_from(title), conversation_id])
 
     def delete_conversation(self, conversation_id: int) -> None:
         self.get_conversation(conversation_id)
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             db.execute("DELETE FROM conversations WHERE id = ?", [conversation_id])
 
     def import_conversations(
@@ -190,7 +190,7 @@ class Store:
         """
         ids: list[int | None] = []
         stamp = now()
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             known = self._fingerprints(db)
             for conversation in conversations:
                 fingerprint = conversation_fingerprint(
@@ -252,7 +252,7 @@ class Store:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
         record = {"conversation_id": conversation_id, "role": role, "content": content, "created_at": now()}
         record.update(fields)
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             if not db.execute("SELECT 1 FROM conversations WHERE id = ?", [conversation_id]).fetchone():
                 raise NotFoundError(f"There is no conversation {conversation_id}; `assistant history list` shows them.")
             columns = ", ".join(record)
@@ -270,7 +270,7 @@ class Store:
         unknown = set(fields) - MESSAGE_FIELDS
         if unknown:
             raise TypeError(f"unknown message fields: {sorted(unknown)}")
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             assignments = ", ".join(f"{name} = ?" for name in fields)
             db.execute(f"UPDATE messages SET {assignments} WHERE id = ?", [*fields.values(), message_id])
 
@@ -288,12 +288,12 @@ class Store:
             "SELECT m.*, f.rating AS rating, f.better_answer AS better_answer "
             f"FROM messages m LEFT JOIN feedback f ON f.message_id = m.id {tail}"
         )
-        with self._guard() as db:
+        with self.guard() as db:
             return [Message.from_row(dict(row)) for row in db.query(sql, params)]
 
     def delete_message(self, message_id: int) -> None:
         self.get_message(message_id)
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             db.execute("DELETE FROM messages WHERE id = ?", [message_id])
 
     # -- feedback -------------------------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class Store:
         if rating is not self._UNSET and rating not in (-1, 1, None):
             raise ValueError("rating must be 1, -1 or None")
         stamp = now()
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             existing = db.execute("SELECT rating, better_answer FROM feedback WHERE message_id = ?", [message_id])
             row = existing.fetchone()
             values = {
@@ -342,7 +342,7 @@ class Store:
             JOIN conversations c ON c.id = m.conversation_id
             WHERE messages_fts MATCH ?
             ORDER BY score LIMIT ?"""
-        with self._guard() as db:
+        with self.guard() as db:
             rows = db.execute(sql, [query, limit]).fetchall()
         return [
             SearchHit(
@@ -360,23 +360,23 @@ class Store:
     # -- models ---------------------------------------------------------------------------------------------
 
     def add_model(self, name: str, path: str, source: str) -> None:
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             db.execute(
                 "INSERT OR REPLACE INTO models (name, path, source, added_at) VALUES (?, ?, ?, ?)",
                 [name, path, source, now()],
             )
 
     def list_models(self) -> list[dict[str, Any]]:
-        with self._guard() as db:
+        with self.guard() as db:
             return [dict(r) for r in db.query("SELECT * FROM models ORDER BY name")]
 
     def get_model(self, name: str) -> dict[str, Any] | None:
-        with self._guard() as db:
+        with self.guard() as db:
             rows = list(db.query("SELECT * FROM models WHERE name = ?", [name]))
         return dict(rows[0]) if rows else None
 
     def remove_model(self, name: str) -> bool:
-        with self._guard(write=True) as db:
+        with self.guard(write=True) as db:
             cursor = db.execute("DELETE FROM models WHERE name = ?", [name])
             return cursor.rowcount > 0
 

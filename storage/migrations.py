@@ -90,3 +90,49 @@ def apply_migrations(db: sqlite_utils.Database) -> list[str]:
             db.table("_migrations").insert({"name": name, "applied_at": datetime.now(UTC).isoformat()})
         applied.append(name)
     return applied
+
+
+@migration
+def m002_memory(db: sqlite_utils.Database) -> None:
+    # Facts the user asked the assistant to remember; they go into the system prompt.
+    db.execute(
+        """
+        CREATE TABLE facts (
+            id INTEGER PRIMARY KEY,
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            source_message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL
+        )"""
+    )
+    # What a reply was given from memory: earlier messages (recalled) and facts.
+    db.execute(
+        """
+        CREATE TABLE recalls (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            memory_message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            fact_id INTEGER REFERENCES facts(id) ON DELETE CASCADE,
+            score REAL,
+            rank INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute("CREATE INDEX recalls_message ON recalls(message_id)")
+    # Messages already in the vector index; the rest are pending (a durable queue that survives a crash).
+    db.execute(
+        """
+        CREATE TABLE vector_indexed (
+            message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+            indexed_at TEXT NOT NULL
+        )"""
+    )
+    # Messages deleted from SQLite whose vectors still have to go: written by a trigger, so no deletion path
+    # (conversation cascade, single message, import rollback) can leave a vector behind unnoticed.
+    db.execute("CREATE TABLE vector_tombstones (message_id INTEGER PRIMARY KEY)")
+    db.execute(
+        """
+        CREATE TRIGGER messages_vector_tombstone BEFORE DELETE ON messages
+        WHEN EXISTS (SELECT 1 FROM vector_indexed WHERE message_id = old.id)
+        BEGIN
+            INSERT OR IGNORE INTO vector_tombstones (message_id) VALUES (old.id);
+        END"""
+    )
