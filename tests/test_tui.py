@@ -436,3 +436,39 @@ async def test_quitting_mid_reply_keeps_the_partial_reply(
     reply = store.messages(store.list_conversations()[0].id)[-1]
     assert reply.role == "assistant" and reply.finish_reason == "cancelled" and not reply.complete
     assert reply.content.startswith("word0") and len(reply.content.split()) < 400
+
+
+async def test_the_app_opens_its_own_store_and_model_after_the_first_frame(store: Store) -> None:
+    cid = store.create_conversation(title="Earlier chat")
+    store.add_message(cid, "user", "from before")
+    app = AssistantApp()  # as `assistant` runs it: nothing opened before the first frame
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.session is None or app.main.status.state in ("starting", "loading model", "ready")
+        for _ in range(600):  # bounded by rounds, not time
+            await pilot.pause(0.05)
+            if app.session is not None and app.session.loaded and app.main.status.state == "ready":
+                break
+        assert app.session is not None and app.session.loaded
+        assert app.main.status.model == "smollm2"
+        options = app.main.sidebar.options
+        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == ["Earlier chat"]
+
+
+async def test_an_unusable_data_dir_is_a_notification_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("ASSISTANT_HOME", str(blocker / "home"))
+    app = AssistantApp()
+    notes = record_notifications(app)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if notes.texts("error"):
+                break
+        assert app.is_running and app.main.status.state == "error"
+        (text,) = notes.texts("error")
+        assert "Cannot use the data directory" in text
+        await pilot.press("ctrl+n")  # actions that need the session stay disabled instead of crashing
+        assert app.is_running

@@ -1,12 +1,17 @@
 """The assistant's terminal UI: the app holds the session, loads the model off the UI thread, and owns the
 theme, the help, the model switcher and the command palette; the chat itself is ``tui.screens.chat.ChatScreen``.
 
-The first frame never waits for the model: it loads in a thread worker that reports back with a Message.
+The first frame waits for nothing but Textual: settings, the database and the session are opened in a thread
+worker after the first paint (importing sqlite-utils and pydantic costs ~0.4 s here), then the model loads in
+another worker. Both report back with Messages.
 """
 
 from __future__ import annotations
 
+import os
+import tomllib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -14,11 +19,13 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
-from assistant.config import Settings, load_settings, save_setting
 from assistant.errors import AssistantError
-from assistant.session import Session
-from storage.db import Store, open_store
 from tui.screens.chat import ChatScreen
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from assistant.session import Session
+    from storage.db import Store
 
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
 
@@ -38,6 +45,14 @@ class AssistantApp(App[None]):
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
     ]
 
+    class Started(Message):
+        """The settings, database and session are open (or ``error`` says why not)."""
+
+        def __init__(self, session: Session | None, error: str | None) -> None:
+            super().__init__()
+            self.session = session
+            self.error = error
+
     class ModelLoaded(Message):
         def __init__(self, error: str | None) -> None:
             super().__init__()
@@ -52,11 +67,11 @@ class AssistantApp(App[None]):
         if session is not None:
             store = store or session.store
             settings = settings or session.settings
-        self.settings = settings or load_settings()
-        self.store = store or open_store()
-        self.session = session or Session(self.store, self.settings)
+        self.settings = settings
+        self.store = store
+        self.session = session
         self._main: ChatScreen | None = None
-        self.theme = THEMES[self.settings.theme]
+        self.theme = THEMES[settings.theme if settings else peek_theme()]
 
     def get_default_screen(self) -> Screen:
         # Made here, inside the running app, not in __init__ (which may run before the app's event loop).
@@ -70,18 +85,48 @@ class AssistantApp(App[None]):
         return self._main
 
     def on_mount(self) -> None:
-        if not self.session.loaded:
+        if self.session is None:
+            self.call_after_refresh(self.start_up)
+        elif not self.session.loaded:
             self.load_model()
 
     def on_unmount(self) -> None:
         if self._main is not None:
             self._main.shutdown()
-        if self._owns_session:
+        if self._owns_session and self.session is not None:
             self.session.close()
-        if self._owns_store:
+        if self._owns_store and self.store is not None:
             self.store.close()
 
+    @work(thread=True, exclusive=True, group="start")
+    def start_up(self) -> None:
+        """Open settings, database and session off the UI thread, after the first frame is on screen."""
+        try:
+            from assistant.config import load_settings
+            from assistant.session import Session
+            from storage.db import open_store
+
+            settings = load_settings()
+            store = open_store()
+            self.post_message(self.Started(Session(store, settings), None))
+        except AssistantError as exc:
+            self.post_message(self.Started(None, str(exc)))
+        except Exception as exc:  # the UI stays up to say what went wrong
+            self.post_message(self.Started(None, f"The assistant could not start ({type(exc).__name__}: {exc})."))
+
+    def on_assistant_app_started(self, message: Started) -> None:
+        if message.session is None:
+            self.main.status.state = "error"
+            self.fail(f"{message.error} The assistant cannot chat until this is fixed.")
+            return
+        self.session, self.store, self.settings = message.session, message.session.store, message.session.settings
+        self.theme = THEMES[self.settings.theme]
+        self.main.attach(self.session)
+        self.load_model()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MAIN_ACTIONS and self.session is None:
+            return False  # still starting up
         return not (action in MAIN_ACTIONS and isinstance(self.screen, ModalScreen))
 
     def fail(self, error: str) -> None:
@@ -91,6 +136,7 @@ class AssistantApp(App[None]):
 
     @work(thread=True, exclusive=True, group="model")
     def load_model(self) -> None:
+        assert self.session is not None
         try:
             self.session.load()
         except AssistantError as exc:
@@ -101,6 +147,7 @@ class AssistantApp(App[None]):
             self.post_message(self.ModelLoaded(None))
 
     def on_assistant_app_model_loaded(self, message: ModelLoaded) -> None:
+        assert self.session is not None
         status = self.main.status
         status.model = self.session.model_name
         if message.error:
@@ -110,6 +157,8 @@ class AssistantApp(App[None]):
             status.state = "ready"
 
     def action_switch_model(self) -> None:
+        session, store = self.session, self.store
+        assert session is not None and store is not None
         if self.main.generating:
             self.notify("Stop the reply first (Esc), then switch models.", severity="warning")
             return
@@ -117,14 +166,17 @@ class AssistantApp(App[None]):
         from tui.screens.model_switcher import ModelSwitcherScreen
 
         def done(name: str | None) -> None:
-            if name and name != self.session.model_name:
+            if name and name != session.model_name:
                 self.main.status.state = "loading model"
                 self.switch_model(name)
 
-        self.push_screen(ModelSwitcherScreen(list_models(self.store), self.session.model_name), done)
+        self.push_screen(ModelSwitcherScreen(list_models(store), session.model_name), done)
 
     @work(thread=True, exclusive=True, group="model")
     def switch_model(self, name: str) -> None:
+        from assistant.config import save_setting
+
+        assert self.session is not None
         # Resolving a bundled model may assemble its file (seconds), so even the switch runs off the UI thread.
         try:
             self.session.switch_model(name)
@@ -138,6 +190,9 @@ class AssistantApp(App[None]):
             self.post_message(self.ModelLoaded(None))
 
     def action_toggle_theme(self) -> None:
+        from assistant.config import save_setting
+
+        assert self.session is not None
         name = "light" if self.theme == THEMES["dark"] else "dark"
         self.theme = THEMES[name]
         try:
@@ -162,14 +217,21 @@ class AssistantApp(App[None]):
         yield from super().get_system_commands(screen)
 
 
-def run() -> None:
-    """Open the TUI on the user's data dir."""
-    try:
-        app = AssistantApp()
-    except AssistantError as exc:
-        # The UI cannot open without its settings and database: say why in one sentence, like the CLI does.
-        import sys
+def peek_theme() -> str:
+    """The theme for the first frame, read without importing the settings machinery (validated right after)."""
+    theme = os.environ.get("ASSISTANT_THEME")
+    if theme is None:
+        from platformdirs import user_data_dir
 
-        print(f"Error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    app.run()
+        home = os.environ.get("ASSISTANT_HOME") or user_data_dir("assistant", appauthor=False)
+        try:
+            with open(os.path.join(os.path.expanduser(home), "settings.toml"), "rb") as fh:
+                theme = tomllib.load(fh).get("theme")
+        except (OSError, tomllib.TOMLDecodeError):
+            theme = None
+    return theme if theme in THEMES else "dark"
+
+
+def run() -> None:
+    """Open the TUI on the user's data dir (errors in opening it become notifications inside the UI)."""
+    AssistantApp().run()

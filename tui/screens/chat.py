@@ -7,6 +7,7 @@ Generation runs in a thread worker that posts each chunk as a Message and checks
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,13 +18,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from assistant.errors import AssistantError, InputError
-from assistant.session import Session, Turn, validate_message
-from storage.db import Store
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import Reply, UserMessage, incomplete_marker
 from tui.widgets.prompt import PromptInput
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:  # imported for real once the app has opened them, after the first frame
+    from assistant.session import Session, Turn
+    from storage.db import Store
+
+# Actions that need the session; they wait (disabled) until it is open.
+SESSION_ACTIONS = frozenset(
+    {"new_chat", "rename_chat", "delete_chat", "search", "rate", "better_answer", "copy_reply", "filter"}
+)
 
 
 class ChatScreen(Screen[None]):
@@ -65,7 +73,7 @@ class ChatScreen(Screen[None]):
             self.error = error
             self.text = text
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | None) -> None:
         super().__init__()
         self.session = session
         self.conversation_id: int | None = None
@@ -76,7 +84,18 @@ class ChatScreen(Screen[None]):
 
     @property
     def store(self) -> Store:
+        assert self.session is not None, "the session is not open yet"
         return self.session.store
+
+    def attach(self, session: Session) -> None:
+        """The app opened the session after the first frame: show its model and conversations."""
+        self.session = session
+        self.status.model = session.model_name
+        self.status.state = "ready" if session.loaded else "loading model"
+        self.refresh_sidebar()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.session is not None or action not in SESSION_ACTIONS
 
     # -- layout ---------------------------------------------------------------------------------------------
 
@@ -86,7 +105,11 @@ class ChatScreen(Screen[None]):
             with Vertical(id="chat"):
                 yield ChatView(id="messages")
                 yield PromptInput(id="prompt")
-        yield StatusBar(self.session.model_name, "ready" if self.session.loaded else "loading model", id="status")
+        session = self.session
+        if session is None:
+            yield StatusBar("…", "starting", id="status")
+        else:
+            yield StatusBar(session.model_name, "ready" if session.loaded else "loading model", id="status")
         yield Footer()
 
     @property
@@ -110,7 +133,8 @@ class ChatScreen(Screen[None]):
         return self.stop_event is not None
 
     def on_mount(self) -> None:
-        self.refresh_sidebar()
+        if self.session is not None:
+            self.refresh_sidebar()
 
     def shutdown(self, timeout: float = 30) -> None:
         """Stop a reply in progress and wait for its thread (closing the model under it could crash llama.cpp)."""
@@ -137,6 +161,11 @@ class ChatScreen(Screen[None]):
         if self.generating:
             self.notify("A reply is still being written; wait for it or press Esc to stop it.", severity="warning")
             return
+        if self.session is None:
+            self.notify("Still starting up; your message stays in the box. Press Enter again in a moment.")
+            return
+        from assistant.session import validate_message
+
         try:
             text = validate_message(event.text)
         except InputError as exc:
@@ -146,7 +175,7 @@ class ChatScreen(Screen[None]):
         await self.chat.add_user(text)
         self.stop_event = threading.Event()
         self.idle.clear()
-        self.status.state = "generating" if self.session.loaded else "loading model"
+        self.status.state = "generating" if self.session.loaded else "loading model"  # type: ignore[union-attr]
         self.generate(text, self.conversation_id, self.stop_event)
 
     @work(thread=True, exclusive=True, group="generate")
@@ -159,6 +188,7 @@ class ChatScreen(Screen[None]):
     def _generate(self, text: str, conversation_id: int | None, stop: threading.Event) -> None:
         # start_turn stores the user's message before anything else can fail, so an error loses nothing.
         try:
+            assert self.session is not None
             turn = self.session.start_turn(text, conversation_id)
         except AssistantError as exc:
             self.post_message(self.TurnEnded(None, str(exc), text))
@@ -183,7 +213,7 @@ class ChatScreen(Screen[None]):
         turn = message.turn
         # On a CPU a long prompt takes seconds to read before the first word: say so rather than look stuck.
         self.status.state = "reading prompt"
-        self.status.model = self.session.model_name
+        self.status.model = turn.backend.name
         if turn.notice:
             self.notify(turn.notice, severity="warning", markup=False, timeout=8)
         if self.conversation_id != turn.conversation_id:

@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 STATE_STYLES = {
+    "starting": "bold yellow",
     "loading model": "bold yellow",
     "ready": "bold green",
     "reading prompt": "bold cyan",
