@@ -24,11 +24,12 @@ POLL_S = 0.01
 TIMEOUT_S = 20.0
 READY_TIMEOUT_S = 10.0
 
-# Strings the assistant's TUI draws on its first screen (all must show): the prompt's placeholder and the
-# status bar with the model's name (tui/widgets/prompt.py, tui/widgets/status_bar.py).
-TUI_MARKERS = ("Message the assistant", "model smollm2")
-# The status bar once the model has loaded in its worker (reported, no target).
-TUI_READY_MARKERS = ("state ready",)
+# Strings the assistant's TUI draws on its first screen (all must show): the prompt's placeholder, the sidebar and
+# the status bar (tui/widgets/prompt.py, sidebar.py, status_bar.py). The screen is interactive from then on (typing
+# works); settings, database and session open in a worker right after it.
+TUI_MARKERS = ("Message the assistant", "New chat", "adapter")
+# The status bar once settings, database and model are loaded in their workers (reported, no target).
+TUI_READY_MARKERS = ("model smollm2", "state ready")
 
 BARE_MARKER = "bench-bare-app-ready"
 BARE_APP = f"""
