@@ -42,6 +42,19 @@ class Settings(BaseModel):
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one each reply.")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT)
     theme: Literal["dark", "light"] = "dark"
+    memory: bool = Field(
+        True, description="Recall earlier conversations and remembered facts into the prompt (off: neither)."
+    )
+    memory_k: int = Field(5, ge=1, le=50, description="Most snippets of earlier conversations recalled per turn.")
+    memory_tokens: int = Field(
+        400, ge=0, le=8192, description="Token budget for facts and recalled snippets (at most a fifth of the context)."
+    )
+    memory_min_score: float = Field(
+        0.3, ge=0.0, le=1.0, description="Recalled snippets scoring below this are left out (0 keeps every hit)."
+    )
+    embedder_threads: int = Field(
+        1, ge=1, le=64, description="CPU threads for the embedder (leaves the model its cores)."
+    )
 
     @field_validator("model")
     @classmethod
@@ -61,6 +74,10 @@ class Settings(BaseModel):
             return self.threads
         cores = os.cpu_count() or 1
         return max(1, cores - 1) if cores <= 4 else cores - 2
+
+    def memory_budget(self, n_ctx: int) -> int:
+        """Tokens the memory block may use: the setting, but never more than a fifth of the context window."""
+        return max(0, min(self.memory_tokens, n_ctx // 5))
 
 
 def data_dir() -> Path:

@@ -1,7 +1,9 @@
 """Context management: the system prompt plus as much recent history as fits the model's window.
 
 An over-long user message is trimmed (its start and end kept) with a notice for the user; the full text stays
-stored. Nothing here can fail on size: the worst case is a prompt of the system message and a trimmed request.
+stored. A memory block (remembered facts, recalled snippets; already fitted to its own budget by
+``assistant.memory_prompt``) joins the system message, so history makes room for it. Nothing here can fail on
+size: the worst case is a prompt of the system message and a trimmed request.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class PromptPlan:
     history_dropped: int
     user_trimmed: bool
     notice: str | None
+    memory: str = ""  # the memory block placed in the system message ("" when none)
 
 
 def normalise(history: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -66,10 +69,14 @@ def plan_prompt(
     history: list[dict[str, str]],
     user_text: str,
     max_tokens: int,
+    memory: str = "",
 ) -> PromptPlan:
-    """Fit system + history + the new message into the backend's context window."""
+    """Fit system (+ memory) + history + the new message into the backend's context window."""
     n_ctx = backend.n_ctx
     budget = n_ctx - reply_reserve(n_ctx, max_tokens)
+    memory = memory.strip()
+    if memory:
+        system = f"{system.rstrip()}\n\n{memory}" if system.strip() else memory
     system_msgs = [{"role": "system", "content": system}] if system.strip() else []
     notices: list[str] = []
 
@@ -127,4 +134,5 @@ def plan_prompt(
         history_dropped=dropped,
         user_trimmed=user_trimmed,
         notice=" ".join(notices) or None,
+        memory=memory,
     )

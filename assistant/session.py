@@ -2,6 +2,12 @@
 
 The user's message is written before the model is even loaded, and the reply is written while it streams (every
 half second), so a stop, an error or a crash leaves an incomplete reply on disk, never a lost one.
+
+With memory on, the session also opens the semantic memory in a background thread as soon as it is created (the
+embedder's start-up overlaps the model's), puts remembered facts and the best snippets of earlier conversations
+into the system prompt, records which ones each reply was given, and has every stored message indexed in the
+background. A memory failure never costs a message or a reply: recall falls back to word matches, or to nothing,
+with one sentence in ``turn.notice``.
 """
 
 from __future__ import annotations
@@ -9,18 +15,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings, data_dir
 from assistant.context import PromptPlan, plan_prompt
 from assistant.errors import AssistantError, InputError, ModelError
+from assistant.memory_prompt import MemoryBlock, build_memory_block, parse_remember, remember_confirmation
 from assistant.models import ModelSpec, resolve
 from assistant.runtime.base import Backend, Chunk, GenerationParams
 from storage.db import Store
+from storage.facts import MAX_FACT_CHARS, Fact, RecallRecord, add_fact, list_facts, record_recalls
+
+if TYPE_CHECKING:
+    from storage.memory import Memory, Recall
 
 SAVE_EVERY_S = 0.5
 MAX_MESSAGE_CHARS = 1_000_000  # beyond this, a paste is almost surely a mistake; refuse rather than store
+QUERY_CHARS = 2000  # the start of a long message says what it is about; embedding all of it only costs time
 
 
 @dataclass(slots=True)
@@ -36,6 +49,8 @@ class TurnResult:
     tokens_per_s: float | None
     finish_reason: str
     notice: str | None
+    memories: list[dict[str, Any]] = field(default_factory=list)  # recalled snippets the reply was given
+    facts: list[dict[str, Any]] = field(default_factory=list)  # remembered facts the reply was given
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -55,6 +70,45 @@ def validate_message(text: str) -> str:
 
 
 BackendLoader = Callable[[ModelSpec, Settings], Backend]
+MemoryFactory = Callable[[Store, Path, Settings], "Memory"]
+
+
+def open_memory(store: Store, home: Path, settings: Settings) -> Memory:
+    """The real semantic memory: the bundled embedder and the vector index in the data dir."""
+    from storage.embedder import Embedder
+    from storage.memory import Memory
+
+    return Memory(store, home, embedder=Embedder(threads=settings.embedder_threads, models_dir=home / "models"))
+
+
+def _reason(exc: BaseException) -> str:
+    """A short cause for a notice: our own sentences as they are, anything else with its type."""
+    text = str(exc).strip().rstrip(".")
+    if isinstance(exc, AssistantError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CannedReply:
+    """A reply written by the assistant itself, not the model (the confirmation of `/remember`)."""
+
+    name = "assistant"
+    n_ctx = 0
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def count_tokens(self, text: str) -> int:
+        return 0
+
+    def format_chat(self, messages: list[dict[str, str]]) -> str:
+        return ""
+
+    def stream(self, prompt: str, params: GenerationParams) -> Iterator[Chunk]:
+        yield Chunk(self.text, 0, 0.0, "stop")
+
+    def close(self) -> None:
+        pass
 
 
 def load_llama(spec: ModelSpec, settings: Settings) -> Backend:
@@ -75,7 +129,16 @@ class Session:
         model: str | None = None,
         home: Path | None = None,
         loader: BackendLoader = load_llama,
+        memory: Memory | None = None,
+        memory_factory: MemoryFactory = open_memory,
+        use_memory: bool | None = None,
+        background_index: bool = True,
     ) -> None:
+        """``memory`` is used as given, else built by ``memory_factory`` (in a background thread) when memory is on.
+
+        ``use_memory`` overrides the ``memory`` setting; ``background_index=False`` leaves indexing to
+        ``index_now()`` (the one-shot CLI indexes before it exits instead of racing a thread).
+        """
         self.store = store
         self.settings = settings
         self.model_name = model or settings.model
@@ -84,6 +147,16 @@ class Session:
         self._backend: Backend | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
+        # Semantic memory: None until started (or when it could not start; memory_error says why).
+        self.memory: Memory | None = memory
+        self.memory_error: str | None = None
+        self._memory_factory = memory_factory
+        self._background_index = background_index
+        self._memory_thread: threading.Thread | None = None
+        self._memory_lock = threading.Lock()
+        self._use_memory = settings.memory if use_memory is None else use_memory
+        if self._use_memory:
+            self.start_memory()
 
     @property
     def models_dir(self) -> Path:
@@ -113,25 +186,165 @@ class Session:
             self.model_name = name
 
     def close(self) -> None:
+        self._close_memory()
         with self._load_lock:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
 
+    # -- memory ---------------------------------------------------------------------------------------------
+
+    @property
+    def use_memory(self) -> bool:
+        """Whether turns recall earlier conversations and remembered facts (settable; the TUI toggles it)."""
+        return self._use_memory
+
+    @use_memory.setter
+    def use_memory(self, value: bool) -> None:
+        self._use_memory = bool(value)
+        if self._use_memory:
+            self.start_memory()
+
+    def start_memory(self) -> None:
+        """Open the memory and load its embedder in a background thread (never on the caller's thread)."""
+        with self._memory_lock:
+            if self._memory_thread is not None:
+                return
+            self._memory_thread = threading.Thread(target=self._warm_up, name="memory-warm-up", daemon=True)
+            self._memory_thread.start()
+
+    def _warm_up(self) -> None:
+        try:
+            if self.memory is None:
+                self.memory = self._memory_factory(self.store, self.home, self.settings)
+            if self._background_index:
+                self.memory.start_indexer()
+                self.memory.notify()  # messages stored while memory was off or the app was closed
+            embedder = getattr(self.memory, "embedder", None)
+            if embedder is not None and not getattr(embedder, "loaded", True):
+                embedder.load()
+        except Exception as exc:  # the chat goes on without (semantic) memory; the next turn says why
+            self.memory_error = _reason(exc)
+
+    def wait_for_memory(self, timeout: float | None = None) -> Memory | None:
+        """The memory once its warm-up is over (None if memory is off or could not start)."""
+        thread = self._memory_thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.memory
+
+    def index_now(self, on_progress: Callable[[int, int], None] | None = None) -> int:
+        """Index every message not yet indexed (the CLI calls it before exiting, so the next call can recall)."""
+        memory = self.wait_for_memory()
+        if memory is None:
+            return 0
+        return memory.index_pending(on_progress)
+
+    def _notify_memory(self) -> None:
+        if self.memory is not None and self._background_index:
+            try:
+                self.memory.notify()
+            except Exception:  # indexing is retried from the durable queue; a chat turn must not fail for it
+                pass
+
+    def _close_memory(self) -> None:
+        thread = self._memory_thread
+        if thread is not None:
+            thread.join()
+        memory, self.memory = self.memory, None
+        with self._memory_lock:
+            self._memory_thread = None
+        if memory is None:
+            return
+        try:
+            if self._background_index:
+                memory.stop_indexer(wait=True)
+        finally:
+            memory.close()
+
+    def recall(
+        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int
+    ) -> tuple[MemoryBlock, str | None]:
+        """The memory block for a message (facts and recalled snippets that fit) and at most one notice."""
+        if not self._use_memory:
+            return MemoryBlock(), None
+        notice: str | None = None
+        facts: list[Fact] = []
+        try:
+            facts = list_facts(self.store)
+        except AssistantError as exc:
+            notice = f"Remembered facts could not be read ({_reason(exc)}), so this reply was given none."
+        memory = self.wait_for_memory()
+        recalls: list[Recall] = []
+        if memory is None:
+            if self.memory_error:
+                notice = f"Memory is unavailable ({self.memory_error}); earlier conversations were not recalled."
+                self.memory_error = None  # said once; later turns go on quietly
+        else:
+            query = text[:QUERY_CHARS]
+            k = self.settings.memory_k
+            try:
+                recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="hybrid")
+            except Exception as exc:
+                try:
+                    recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="lexical")
+                    notice = (
+                        f"Recall by meaning failed ({_reason(exc)}), so only word matches were recalled; "
+                        "`assistant memory reindex` rebuilds the index."
+                    )
+                except Exception:
+                    notice = (
+                        f"Memory is unavailable ({_reason(exc)}); earlier conversations were not recalled. "
+                        "`assistant memory reindex` rebuilds the index."
+                    )
+        budget = self.settings.memory_budget(n_ctx)
+        block = build_memory_block(counter, facts, recalls, budget, self.settings.memory_min_score)
+        return block, notice
+
+    # -- turns ----------------------------------------------------------------------------------------------
+
     def start_turn(self, text: str, conversation_id: int | None = None) -> Turn:
         """Store the user's message (first, always), then load the model and plan the prompt."""
         text = validate_message(text)
+        remember = parse_remember(text)
+        if remember is not None and remember.command:
+            if not remember.fact:
+                raise InputError("Nothing to remember: write the fact after /remember (`/remember I am vegetarian`).")
+            if len(" ".join(remember.fact.split())) > MAX_FACT_CHARS:
+                raise InputError(f"A fact can be at most {MAX_FACT_CHARS:,} characters; shorten it and try again.")
         if conversation_id is None:
             conversation_id = self.store.create_conversation(model=self.model_name)
         else:
             self.store.get_conversation(conversation_id)
         history = [{"role": m.role, "content": m.content} for m in self.store.messages(conversation_id)]
         user_message_id = self.store.add_message(conversation_id, "user", text)
+        self._notify_memory()
+        notices: list[str] = []
+        if remember is not None and remember.fact:
+            try:
+                fact_id = add_fact(self.store, remember.fact, source_message_id=user_message_id)
+            except AssistantError as exc:
+                if remember.command:
+                    raise
+                notices.append(f"That could not be remembered: {exc}")
+            else:
+                if remember.command:
+                    # Answered without the model: nothing to generate, so nothing to wait for.
+                    reply = remember_confirmation(" ".join(remember.fact.split()), fact_id, self._use_memory)
+                    plan = PromptPlan("", 0, [], 0, 0, False, None)
+                    return Turn(self, CannedReply(reply), conversation_id, user_message_id, plan)  # type: ignore[arg-type]
         backend = self.load()
-        plan = plan_prompt(backend, self.settings.system_prompt, history, text, self.settings.max_tokens)
+        block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx)
+        plan = plan_prompt(
+            backend, self.settings.system_prompt, history, text, self.settings.max_tokens, memory=block.text
+        )
         if plan.user_trimmed:
             self.store.update_message(user_message_id, context_trimmed=1)
-        return Turn(self, backend, conversation_id, user_message_id, plan)
+        turn = Turn(self, backend, conversation_id, user_message_id, plan)
+        turn.memories = list(block.recalls)  # type: ignore[arg-type]
+        turn.facts = list(block.facts)
+        turn.notice = " ".join(n for n in (plan.notice, *notices, memory_notice) if n) or None
+        return turn
 
 
 class Turn:
@@ -148,6 +361,21 @@ class Turn:
         self.notice = plan.notice
         self.message_id: int | None = None
         self.result: TurnResult | None = None
+        self.memories: list[Recall] = []  # recalled snippets of earlier conversations in this prompt
+        self.facts: list[Fact] = []  # remembered facts in this prompt
+
+    def _record_recalls(self) -> None:
+        assert self.message_id is not None
+        records = [RecallRecord(None, fact.id, None, rank) for rank, fact in enumerate(self.facts)]
+        records += [
+            RecallRecord(r.message_id, None, float(r.score), rank)
+            for rank, r in enumerate(self.memories, start=len(records))
+        ]
+        try:
+            record_recalls(self.session.store, self.message_id, records)
+        except Exception as exc:  # bookkeeping only: the reply goes on
+            extra = f"Which memories this reply used could not be recorded ({_reason(exc)})."
+            self.notice = f"{self.notice} {extra}" if self.notice else extra
 
     def stream(self, stop: threading.Event | None = None) -> Iterator[Chunk]:
         store, settings = self.session.store, self.session.settings
@@ -160,6 +388,7 @@ class Turn:
             prompt_tokens=self.plan.prompt_tokens,
             context_trimmed=int(self.plan.history_dropped > 0 or self.plan.user_trimmed),
         )
+        self._record_recalls()
         params = GenerationParams(
             max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
         )
@@ -231,4 +460,10 @@ class Turn:
             tokens_per_s=tps,
             finish_reason=finish,
             notice=self.notice,
+            memories=[
+                {"message_id": r.message_id, "conversation_id": r.conversation_id, "text": r.text, "score": r.score}
+                for r in self.memories
+            ],
+            facts=[{"id": f.id, "text": f.text} for f in self.facts],
         )
+        self.session._notify_memory()

@@ -67,7 +67,7 @@ def record_recalls(store: Store, message_id: int, recalls: list[RecallRecord]) -
     if not recalls:
         return
     with store.guard(write=True) as db:
-        db.executemany(
+        db.conn.executemany(
             "INSERT INTO recalls (message_id, memory_message_id, fact_id, score, rank) VALUES (?, ?, ?, ?, ?)",
             [(message_id, r.memory_message_id, r.fact_id, r.score, r.rank) for r in recalls],
         )
