@@ -16,7 +16,7 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "memory", "tui")
+PARTS = ("chat", "threads", "rss", "tui")
 
 
 def machine() -> dict[str, Any]:
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, memory, tui_frame
+    from bench import chat_speed, rss, tui_frame
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             chat_speed.rows,
         ),
         "threads": (lambda: chat_speed.thread_study(reps=max(2, args.reps - 2)), chat_speed.thread_rows),
-        "memory": (lambda: memory.run(reps=max(2, args.reps - 2), max_tokens=args.max_tokens), memory.rows),
+        "rss": (lambda: rss.run(reps=max(2, args.reps - 2), max_tokens=args.max_tokens), rss.rows),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
     }
     started = time.perf_counter()

@@ -110,7 +110,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     a, b = result["assistant_chat"], result["raw_script"]
     return [
         Row(
-            "memory",
+            "rss",
             "peak RSS MB, `assistant chat` vs raw script",
             a["peak_rss_mb"],
             b["peak_rss_mb"],
@@ -119,5 +119,5 @@ def rows(result: dict[str, Any]) -> list[Row]:
             f"<= {TARGET_MB} MB",
             a["peak_rss_mb"] is not None and a["peak_rss_mb"] <= TARGET_MB,
         ),
-        Row("memory", "wall s (start to exit), `assistant chat` vs raw", a["wall_s"], b["wall_s"], "s", "diff"),
+        Row("rss", "wall s (start to exit), `assistant chat` vs raw", a["wall_s"], b["wall_s"], "s", "diff"),
     ]
