@@ -13,6 +13,7 @@ from assistant.models import resolve
 from assistant.runtime.base import Backend
 from assistant.session import Session
 from storage.db import Store, open_store
+from storage.embedder import Embedder
 from tests.fakes import FakeBackend
 
 
@@ -83,3 +84,11 @@ def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 def real_session(store: Store, settings: Settings, home: Path, real_backend: Backend) -> Session:
     """A session on the real bundled model (shared across tests to keep the suite quick)."""
     return Session(store, settings, home=home, loader=lambda spec, s: real_backend)
+
+
+@pytest.fixture(scope="session")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The bundled MiniLM embedder, loaded once for the whole run (its ONNX export cached in a scratch dir)."""
+    shared = Embedder(threads=1, models_dir=tmp_path_factory.mktemp("embedder-models"))
+    shared.load()
+    return shared

