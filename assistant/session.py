@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 SAVE_EVERY_S = 0.5
 MAX_MESSAGE_CHARS = 1_000_000  # beyond this, a paste is almost surely a mistake; refuse rather than store
+VECTOR_DEPTH = 30  # cosine similarities looked up for the fused hits (Memory searches this deep anyway)
+WORDS_AND_MEANING = 0.6  # fused score: ~0.5 is first by one ranking alone, 1.0 first by both
 QUERY_CHARS = 2000  # the start of a long message says what it is about; embedding all of it only costs time
 
 
@@ -285,6 +287,7 @@ class Session:
             k = self.settings.memory_k
             try:
                 recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="hybrid")
+                recalls = self._relevant(memory, query, recalls, conversation_id)
             except Exception as exc:
                 try:
                     recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="lexical")
@@ -298,8 +301,21 @@ class Session:
                         "`assistant memory reindex` rebuilds the index."
                     )
         budget = self.settings.memory_budget(n_ctx)
-        block = build_memory_block(counter, facts, recalls, budget, self.settings.memory_min_score)
+        block = build_memory_block(counter, facts, recalls, budget)
         return block, notice
+
+    def _relevant(self, memory: Memory, query: str, hits: list[Recall], conversation_id: int | None) -> list[Recall]:
+        """Drop weak hits: fused rank scores say what is best, not whether it is relevant at all.
+
+        A hit stays if its cosine similarity to the query reaches ``memory_min_score``, or if words and meaning
+        both found it (a fused score of WORDS_AND_MEANING or more: names, numbers, rare terms).
+        """
+        if not hits:
+            return hits
+        near = memory.search(query, VECTOR_DEPTH, exclude_conversation=conversation_id, mode="vector")
+        cosine = {r.message_id: r.score for r in near}
+        floor = self.settings.memory_min_score
+        return [h for h in hits if cosine.get(h.message_id, -1.0) >= floor or h.score >= WORDS_AND_MEANING]
 
     # -- turns ----------------------------------------------------------------------------------------------
 

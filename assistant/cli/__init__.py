@@ -14,6 +14,7 @@ from assistant.errors import AssistantError
 SUBCOMMANDS = {
     "chat": ("assistant.cli.chat", "chat", "Send one message and stream the reply (reads stdin when piped)."),
     "history": ("assistant.cli.history", "history", "List, show, search, export, import and delete conversations."),
+    "memory": ("assistant.cli.memory", "memory", "Remembered facts, memory search, index status and rebuild."),
     "models": ("assistant.cli.models", "models", "List, add, pull, use and remove models."),
     "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
 }

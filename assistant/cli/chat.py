@@ -2,7 +2,11 @@
 
 Each call starts a new conversation unless told otherwise: ``--conversation ID`` continues that one and
 ``--continue`` / ``-c`` the most recently active one. Notices go to stderr so that stdout holds only the reply
-(or, with ``--json``, one JSON object).
+(or, with ``--json``, one JSON object, whose ``memories`` and ``facts`` say what the reply was given from memory).
+
+With memory on, the message and the reply are indexed before the command exits, so the next call can recall
+them. ``--no-memory`` sends neither recalled snippets nor remembered facts for this call (the messages are still
+stored, and indexed the next time memory runs); `/remember X` and "remember that X" still store the fact.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from assistant.cli.output import emit_json, note
 from assistant.errors import AssistantError, InputError
 
 if TYPE_CHECKING:
-    from assistant.session import Turn
+    from assistant.session import Session, Turn
 
 INTERRUPTED_EXIT = 130
 NOT_TEXT = "The input is not valid UTF-8 text (it looks like binary data); send text only."
@@ -97,6 +101,7 @@ def _stream(turn: Turn, printer: _Printer | None) -> None:
 @click.option("--new", "force_new", is_flag=True, help="Start a new conversation (the default).")
 @click.option("--model", "-m", "model", metavar="NAME", help="Use this model for this message (see `models list`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the reply and its numbers.")
+@click.option("--no-memory", is_flag=True, help="Recall nothing and send no remembered facts for this message.")
 def chat(
     message: tuple[str, ...],
     conversation_id: int | None,
@@ -104,6 +109,7 @@ def chat(
     force_new: bool,
     model: str | None,
     as_json: bool,
+    no_memory: bool,
 ) -> None:
     """Send MESSAGE and stream the reply; with no MESSAGE, read it from stdin when piped.
 
@@ -127,7 +133,10 @@ def chat(
                 conversation_id = latest[0].id
             else:
                 note("There is no conversation to continue yet; starting a new one.")
-        session = Session(store, settings, model=model, home=home)
+        # The memory warms up in a thread from here on, beside the model's load; indexing waits for the exit.
+        session = Session(
+            store, settings, model=model, home=home, use_memory=False if no_memory else None, background_index=False
+        )
         # Checked before anything is stored, so a mistyped --model leaves no stray conversation behind.
         prepare_model(store, session.model_name, session.models_dir)
         printer = None if as_json else _Printer()
@@ -151,10 +160,23 @@ def chat(
             if printer is not None:
                 printer.end_line()  # so the error sentence starts on its own line
             raise
+        else:
+            assert turn is not None and turn.result is not None
+            if as_json:
+                emit_json(turn.result.to_dict())
+            elif printer is not None:
+                printer.end_line()
+            if session.use_memory:
+                _index_before_exit(session)
         finally:
             session.close()
-    assert turn is not None and turn.result is not None
-    if as_json:
-        emit_json(turn.result.to_dict())
-    elif printer is not None:
-        printer.end_line()
+
+
+def _index_before_exit(session: Session) -> None:
+    """Index this turn's messages now, so the next call can recall them; a failure only postpones it."""
+    try:
+        session.index_now()
+    except KeyboardInterrupt:
+        note("Indexing for memory was interrupted; it resumes on the next call.")
+    except Exception as exc:
+        note(f"This message could not be indexed for memory yet ({exc}); it will be on a later call.")

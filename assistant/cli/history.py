@@ -12,6 +12,7 @@ import click
 from assistant.cli.output import console, emit_json, note, print_table, progress
 from assistant.errors import InputError, StorageError
 from storage import open_store
+from storage.db import Store
 from storage.records import Message
 
 PROGRESS_FROM = 20  # conversations; smaller imports finish before a bar would be worth drawing
@@ -179,8 +180,11 @@ def import_(file: Path, as_json: bool) -> None:
     raw = _read_input(file, name)
     parsed = read_import(raw, name)
     total = len(parsed.conversations)
-    with open_store() as store, progress(total, "Importing", enabled=None if total >= PROGRESS_FROM else False) as bar:
-        result = import_parsed(store, parsed, on_progress=bar)
+    with open_store() as store:
+        with progress(total, "Importing", enabled=None if total >= PROGRESS_FROM else False) as bar:
+            result = import_parsed(store, parsed, on_progress=bar)
+        if result.conversation_ids:
+            _index_imported(store)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -195,6 +199,29 @@ def import_(file: Path, as_json: bool) -> None:
     if result.duplicates:
         text += f"; {result.duplicates} already here, not imported again"
     note(text + ".")
+
+
+def _index_imported(store: Store) -> None:
+    """Index the imported messages for memory now (with a progress bar), so the next chat can recall them."""
+    from assistant.cli.memory import ProgressBar
+    from assistant.config import data_dir, load_settings
+    from assistant.session import open_memory
+
+    home = data_dir()
+    settings = load_settings(home)
+    if not settings.memory:
+        return  # indexed when memory is turned on (the messages stay pending)
+    try:
+        memory = open_memory(store, home, settings)
+        try:
+            with ProgressBar("Indexing for memory") as bar:
+                memory.index_pending(on_progress=bar)
+        finally:
+            memory.close()
+    except KeyboardInterrupt:
+        note("Indexing for memory was interrupted; the rest is indexed on the next chat.")
+    except Exception as exc:  # the import itself is done and kept
+        note(f"The conversations were imported but not yet indexed for memory ({exc}); `assistant memory reindex`.")
 
 
 def _read_input(file: Path, name: str) -> bytes:
@@ -227,11 +254,32 @@ def delete(conversation_id: int, yes: bool, as_json: bool) -> None:
             if not click.confirm(question, default=False, err=True):
                 note("Nothing was deleted.")
                 raise click.exceptions.Exit(1)
-        store.delete_conversation(conversation_id)
+        _delete_everywhere(store, conversation_id)
     if as_json:
         emit_json({"deleted": conversation_id, "messages": conversation.message_count})
     else:
         note(f"Deleted conversation {conversation_id} ({conversation.message_count} messages).")
+
+
+def _delete_everywhere(store: Store, conversation_id: int) -> None:
+    """Delete from SQLite and from the memory index at once; if the index cannot be opened, SQLite alone.
+
+    The store's tombstones make sure the vectors go on the next index pass, and search never returns a
+    message SQLite no longer has, so the fallback forgets just as surely, only later on disk.
+    """
+    from assistant.config import data_dir, load_settings
+    from assistant.session import open_memory
+
+    try:
+        home = data_dir()
+        memory = open_memory(store, home, load_settings(home))
+    except Exception:
+        store.delete_conversation(conversation_id)
+        return
+    try:
+        memory.forget_conversation(conversation_id)
+    finally:
+        memory.close()
 
 
 def stdin_is_terminal() -> bool:
