@@ -19,6 +19,7 @@ from assistant.session import Session
 from storage.db import Store
 from storage.facts import add_fact, list_facts, recalls_for
 from tests.fakes import FakeBackend
+from tests.test_memory_cli import onnx_cache  # noqa: F401, F811  (a fixture)
 
 
 def run(turn: Any) -> str:
@@ -324,3 +325,32 @@ def test_index_now_indexes_without_a_background_thread(
     session.index_now()
     assert memory.indexed == 1 and not memory.started and memory.notified == 0
     session.close()
+
+
+# -- end to end: the real Memory, embedder and chromadb directory ----------------------------------------------
+
+
+def test_real_memory_recalls_an_earlier_conversation_with_its_date_and_not_the_current_one(
+    store: Store, settings: Settings, home: Path, fake_backend: FakeBackend, onnx_cache: Path  # noqa: F811
+) -> None:
+    import shutil
+
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(onnx_cache, home / "models" / onnx_cache.name)
+    old = store.create_conversation()
+    store.add_message(
+        old, "user", "My cat is called Miso and she loves sardines.", created_at="2026-11-02T10:00:00.000+00:00"
+    )
+    session = Session(store, settings, home=home, loader=lambda s, st: fake_backend, background_index=False)
+    try:
+        assert session.index_now() == 1
+        current = session.start_turn("The weather in Oslo is grey today.")
+        run(current)
+        session.index_now()
+        turn = session.start_turn("What does my cat love to eat?", current.conversation_id)
+        assert f"[{day_of('2026-11-02T10:00:00.000+00:00')}] You said: My cat is called Miso" in turn.plan.prompt
+        assert [m.conversation_id for m in turn.memories] == [old]  # the current conversation is not recalled
+        assert "Oslo" in turn.plan.prompt  # ...it is in the prompt as history, once
+        assert turn.plan.prompt.count("Oslo") == 1
+    finally:
+        session.close()
