@@ -213,6 +213,12 @@ class AssistantApp(App[None]):
         yield SystemCommand("Search", "Search every message (Ctrl+F)", self.main.action_search)
         yield SystemCommand("Rename chat", "Rename this conversation (F2)", self.main.action_rename_chat)
         yield SystemCommand("Delete chat", "Delete this conversation (F8)", self.main.action_delete_chat)
+        yield SystemCommand(
+            "Memory", "Facts and earlier messages the assistant remembers (Ctrl+R)", self.main.action_memory
+        )
+        yield SystemCommand(
+            "Toggle memory", "Turn recall of earlier chats and facts on or off (Ctrl+G)", self.main.action_toggle_memory
+        )
         yield SystemCommand("Help", "List the keys (F1)", self.action_help)
         yield from super().get_system_commands(screen)
 

@@ -21,6 +21,7 @@ from assistant.errors import AssistantError, InputError
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import Reply, UserMessage, incomplete_marker
 from tui.widgets.prompt import PromptInput
+from tui.widgets.recalled import items_from_store, items_from_turn
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
 
@@ -30,8 +31,24 @@ if TYPE_CHECKING:  # imported for real once the app has opened them, after the f
 
 # Actions that need the session; they wait (disabled) until it is open.
 SESSION_ACTIONS = frozenset(
-    {"new_chat", "rename_chat", "delete_chat", "search", "rate", "better_answer", "copy_reply", "filter"}
+    {
+        "new_chat",
+        "rename_chat",
+        "delete_chat",
+        "search",
+        "rate",
+        "better_answer",
+        "copy_reply",
+        "filter",
+        "memory",
+        "toggle_memory",
+    }
 )
+
+
+def memory_state(session: Session) -> str:
+    """The status bar's word for the session's memory."""
+    return "on" if session.use_memory else "off"
 
 
 class ChatScreen(Screen[None]):
@@ -50,6 +67,8 @@ class ChatScreen(Screen[None]):
         Binding("f4", "rate(-1)", "Bad"),
         Binding("f5", "better_answer", "Better"),
         Binding("f9", "copy_reply", "Copy"),
+        Binding("ctrl+r", "memory", "Memory", show=False),
+        Binding("ctrl+g", "toggle_memory", "Memory on/off", show=False),
     ]
 
     # -- messages from the generation thread ----------------------------------------------------------------
@@ -92,6 +111,7 @@ class ChatScreen(Screen[None]):
         self.session = session
         self.status.model = session.model_name
         self.status.state = "ready" if session.loaded else "loading model"
+        self.status.memory = memory_state(session)
         self.refresh_sidebar()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -109,7 +129,8 @@ class ChatScreen(Screen[None]):
         if session is None:
             yield StatusBar("…", "starting", id="status")
         else:
-            yield StatusBar(session.model_name, "ready" if session.loaded else "loading model", id="status")
+            state = "ready" if session.loaded else "loading model"
+            yield StatusBar(session.model_name, state, memory=memory_state(session), id="status")
         yield Footer()
 
     @property
@@ -220,6 +241,7 @@ class ChatScreen(Screen[None]):
             self.conversation_id = turn.conversation_id
         self.refresh_sidebar()
         self.reply = await self.chat.add_reply(turn.backend.name)
+        await self.reply.show_recalled(items_from_turn(turn.memories, turn.facts))
 
     async def on_chat_screen_reply_chunk(self, message: ReplyChunk) -> None:
         if self.status.state == "reading prompt":
@@ -278,8 +300,22 @@ class ChatScreen(Screen[None]):
             return
         self.conversation_id = conversation_id
         await self.chat.show(messages)
+        await self._show_recalled()
         self.sidebar.mark(conversation_id)
         self.prompt.focus()
+
+    async def _show_recalled(self) -> None:
+        """Under each loaded reply, what it was given from memory (as recorded when it was written)."""
+        replies = {r.message_id: r for r in self.chat.replies if r.message_id is not None}
+        if not replies:
+            return
+        try:
+            found = items_from_store(self.store, replies)
+        except AssistantError as exc:
+            self.fail(str(exc))
+            return
+        for message_id, items in found.items():
+            await replies[message_id].show_recalled(items)
 
     async def on_sidebar_conversation_selected(self, message: Sidebar.ConversationSelected) -> None:
         await self.open_conversation(message.conversation_id)
@@ -410,3 +446,37 @@ class ChatScreen(Screen[None]):
             return
         self.app.copy_to_clipboard(reply.content)
         self.notify("Reply copied to the clipboard.")
+
+    # -- memory ---------------------------------------------------------------------------------------------
+
+    def action_memory(self) -> None:
+        if self.session is None:
+            self.notify("Still starting up; open the memory in a moment.")
+            return
+        from tui.screens.memory import MemoryScreen
+
+        async def done(forgot: bool | None) -> None:
+            # A forgotten message is gone from its conversation too: show the conversation as it now is.
+            if forgot and not self.generating:
+                await self.open_conversation(self.conversation_id)
+                self.refresh_sidebar()
+
+        self.app.push_screen(MemoryScreen(self.session), done)
+
+    def action_toggle_memory(self) -> None:
+        session = self.session
+        if session is None:
+            self.notify("Still starting up; toggle the memory in a moment.")
+            return
+        from assistant.config import save_setting
+
+        session.use_memory = not session.use_memory
+        self.status.memory = memory_state(session)
+        if session.use_memory:
+            self.notify("Memory on: replies recall earlier conversations and remembered facts.")
+        else:
+            self.notify("Memory off: replies recall nothing and use no remembered facts.")
+        try:
+            save_setting("memory", session.use_memory, home=session.home)
+        except AssistantError as exc:
+            self.fail(f"{exc} Memory stays {memory_state(session)} until the assistant closes.")

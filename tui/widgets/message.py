@@ -10,6 +10,7 @@ from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
 from storage.records import Message
+from tui.widgets.recalled import Recalled, RecalledItem
 
 # A 200,000-character paste is stored in full, but laying it all out would stall the terminal.
 SHOWN_USER_CHARS = 4000
@@ -61,11 +62,21 @@ class Reply(Vertical):
         self.rating = message.rating if message else None
         self.better_answer = message.better_answer if message else None
         self.streaming = False
+        self.recalled: list[RecalledItem] = []  # what the reply was given from memory
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.meta_text(), classes="meta")
         yield Markdown(self.content, classes="body")
+        if self.recalled:
+            yield Recalled(self.recalled)
+
+    async def show_recalled(self, items: list[RecalledItem]) -> None:
+        """Show (under the body, collapsed) the memories this reply was given."""
+        self.recalled = list(items)
+        await self.query(Recalled).remove()
+        if self.recalled:
+            await self.mount(Recalled(self.recalled))
 
     def meta_text(self) -> Text:
         text = Text()

@@ -1,4 +1,4 @@
-"""The status bar: model, adapter, state and the speed of the last reply (only values that were measured)."""
+"""The status bar: model, adapter, state, memory on/off and the speed of the last reply (only measured values)."""
 
 from __future__ import annotations
 
@@ -24,12 +24,14 @@ class StatusBar(Static):
     adapter: reactive[str] = reactive("none")
     state: reactive[str] = reactive("loading model")
     tokens_per_s: reactive[float | None] = reactive(None)
+    memory: reactive[str] = reactive("")  # "on" or "off"; empty (not shown) until the session is open
 
-    def __init__(self, model: str, state: str, *, id: str | None = None) -> None:
+    def __init__(self, model: str, state: str, *, memory: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
         # Set before mounting, so a model that loads (or fails) before the screen mounts is never overwritten.
         self.set_reactive(StatusBar.model, model)
         self.set_reactive(StatusBar.state, state)
+        self.set_reactive(StatusBar.memory, memory)
 
     def render(self) -> Text:
         speed = f"{self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else "–"
@@ -40,6 +42,9 @@ class StatusBar(Static):
         text.append(self.adapter)
         text.append("  state ", style="dim")
         text.append(self.state, style=STATE_STYLES.get(self.state, ""))
+        if self.memory:
+            text.append("  memory ", style="dim")
+            text.append(self.memory, style="green" if self.memory == "on" else "yellow")
         text.append("  last reply ", style="dim")
         text.append(speed)
         return text

@@ -1,0 +1,249 @@
+"""Ctrl+R: what the assistant remembers. Facts (list, search, add, delete) and the earlier messages it can recall
+(search by meaning and words, forget one after a confirmation).
+
+Searching earlier messages embeds the query, and forgetting one touches the vector index, so both run in thread
+workers and report back with Messages; the facts are a small SQLite table, read in place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from assistant.errors import AssistantError
+from storage.facts import Fact, add_fact, delete_fact, list_facts
+
+if TYPE_CHECKING:
+    from assistant.session import Session
+    from storage.memory import Recall
+
+SNIPPETS = 20  # search results shown
+SHOWN_CHARS = 200
+
+
+def fact_prompt(fact: Fact) -> Text:
+    text = Text()
+    text.append(fact.created_at[:10], style="dim")
+    text.append(f"  {fact.text}")
+    return text
+
+
+def snippet_prompt(recall: Recall) -> Text:
+    text = Text()
+    text.append(recall.created_at[:10], style="bold cyan")
+    text.append(f" · score {recall.score:.2f} · {'you' if recall.role == 'user' else 'assistant'}\n", style="dim")
+    shown = " ".join(recall.text.split())
+    text.append(shown if len(shown) <= SHOWN_CHARS else shown[:SHOWN_CHARS].rstrip() + "…")
+    return text
+
+
+class MemoryScreen(ModalScreen[bool]):
+    """Returns True if a message was forgotten (its conversation changed), else False."""
+
+    AUTO_FOCUS = "#fact-query"
+    BINDINGS = [
+        Binding("escape", "close", "Close"),
+        Binding("delete", "delete", "Delete", show=False),
+    ]
+
+    class SnippetsFound(Message):
+        def __init__(self, query: str, recalls: list[Recall], note: str) -> None:
+            super().__init__()
+            self.query = query
+            self.recalls = recalls
+            self.note = note
+
+    class Forgotten(Message):
+        def __init__(self, message_id: int, error: str | None) -> None:
+            super().__init__()
+            self.message_id = message_id
+            self.error = error
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.facts: list[Fact] = []
+        self.snippets: list[Recall] = []
+        self.forgot = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="wide memory"):
+            yield Static("Memory", classes="title")
+            yield Static("Facts, given to every reply while memory is on", classes="section")
+            yield Input(placeholder="Search the facts", id="fact-query")
+            yield OptionList(id="facts")
+            yield Input(placeholder="A new fact to remember (Enter adds it)", id="new-fact")
+            yield Static("Earlier conversations, recalled when relevant", classes="section")
+            yield Input(placeholder="Search what can be recalled (Enter searches)", id="snippet-query")
+            yield OptionList(id="snippets")
+            yield Static("", id="snippet-note", classes="hint")
+            yield Static(
+                "Tab moves between the boxes and lists. Del deletes the highlighted fact, or forgets the highlighted "
+                "message (it asks first). Esc closes.",
+                classes="hint",
+            )
+
+    def on_mount(self) -> None:
+        self.show_facts()
+
+    # -- facts ----------------------------------------------------------------------------------------------
+
+    def show_facts(self) -> None:
+        query = self.query_one("#fact-query", Input).value
+        try:
+            self.facts = list_facts(self.session.store, query)
+        except AssistantError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            self.facts = []
+        facts = self.query_one("#facts", OptionList)
+        facts.clear_options()
+        if self.facts:
+            facts.add_options([Option(fact_prompt(f), id=str(f.id)) for f in self.facts])
+        else:
+            facts.add_option(
+                Option(Text("no facts match" if query.strip() else "no facts yet", style="dim"), disabled=True)
+            )
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "fact-query":
+            self.show_facts()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "new-fact":
+            self.add(event.value)
+        elif event.input.id == "snippet-query":
+            self.find_snippets(event.value)
+        elif event.input.id == "fact-query":
+            self.query_one("#facts", OptionList).focus()
+
+    def add(self, text: str) -> None:
+        try:
+            add_fact(self.session.store, text)
+        except AssistantError as exc:
+            self.notify(str(exc), severity="warning", markup=False)
+            return
+        self.query_one("#new-fact", Input).clear()
+        self.query_one("#fact-query", Input).clear()  # so the new fact is in the list
+        self.show_facts()
+        self.notify("Remembered." if self.session.use_memory else "Remembered (memory is off: Ctrl+G turns it on).")
+
+    def delete_highlighted_fact(self) -> None:
+        facts = self.query_one("#facts", OptionList)
+        if facts.highlighted is None or not self.facts:
+            return
+        fact = self.facts[facts.highlighted]
+        try:
+            delete_fact(self.session.store, fact.id)
+        except AssistantError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        else:
+            self.notify("Fact deleted.")
+        highlighted = facts.highlighted
+        self.show_facts()
+        if self.facts:
+            facts.highlighted = min(highlighted, len(self.facts) - 1)
+
+    # -- earlier conversations ------------------------------------------------------------------------------
+
+    def find_snippets(self, query: str) -> None:
+        if not query.strip():
+            return
+        self.query_one("#snippet-note", Static).update("Searching…")
+        self.search(query)
+
+    @work(thread=True, exclusive=True, group="memory-search")
+    def search(self, query: str) -> None:
+        worker = get_current_worker()
+        recalls: list[Recall] = []
+        # Waits for the memory's warm-up (the embedder loads once, in seconds), here, off the UI thread.
+        memory = self.session.wait_for_memory()
+        if memory is None:
+            reason = self.session.memory_error
+            note = f"Memory is unavailable ({reason})." if reason else "Memory is off; Ctrl+G turns it on."
+        else:
+            try:
+                recalls = memory.search(query, SNIPPETS, mode="hybrid")
+                pending = memory.pending_count()
+            except Exception as exc:  # the screen stays up to say why
+                note = f"The search failed ({type(exc).__name__}: {exc})."
+            else:
+                note = f"{len(recalls)} found." if recalls else "Nothing found."
+                if pending:
+                    note += f" {pending} newer messages are not indexed yet (found by their words only)."
+        if not worker.is_cancelled:
+            self.post_message(self.SnippetsFound(query, recalls, note))
+
+    def on_memory_screen_snippets_found(self, message: SnippetsFound) -> None:
+        self.snippets = message.recalls
+        self.query_one("#snippet-note", Static).update(message.note)
+        self.show_snippets()
+
+    def show_snippets(self) -> None:
+        snippets = self.query_one("#snippets", OptionList)
+        snippets.clear_options()
+        snippets.add_options([Option(snippet_prompt(r), id=str(r.message_id)) for r in self.snippets])
+
+    def forget_highlighted_snippet(self) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
+        snippets = self.query_one("#snippets", OptionList)
+        if snippets.highlighted is None or not self.snippets:
+            return
+        recall = self.snippets[snippets.highlighted]
+        day = recall.created_at[:10]
+        who = "your message" if recall.role == "user" else "the assistant's reply"
+        question = (
+            f"Forget {who} of {day}? It is deleted from its conversation and will never be recalled again.\n\n"
+            f"{' '.join(recall.text.split())[:SHOWN_CHARS]}"
+        )
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self.forget(recall.message_id)
+
+        self.app.push_screen(ConfirmScreen(question, yes="Forget"), done)
+
+    @work(thread=True, group="memory-forget")
+    def forget(self, message_id: int) -> None:
+        memory = self.session.memory
+        error: str | None = None
+        try:
+            if memory is None:
+                raise AssistantError("Memory is off; Ctrl+G turns it on.")
+            memory.forget_message(message_id)
+        except AssistantError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"The message could not be forgotten ({type(exc).__name__}: {exc})."
+        self.post_message(self.Forgotten(message_id, error))
+
+    def on_memory_screen_forgotten(self, message: Forgotten) -> None:
+        if message.error:
+            self.notify(message.error, severity="error", markup=False)
+            return
+        self.forgot = True
+        self.snippets = [r for r in self.snippets if r.message_id != message.message_id]
+        self.show_snippets()
+        self.notify("Forgotten: the message is deleted and will not be recalled.")
+
+    # -- keys -----------------------------------------------------------------------------------------------
+
+    def action_delete(self) -> None:
+        focused = self.focused
+        if focused is not None and focused.id == "facts":
+            self.delete_highlighted_fact()
+        elif focused is not None and focused.id == "snippets":
+            self.forget_highlighted_snippet()
+
+    def action_close(self) -> None:
+        self.dismiss(self.forgot)
