@@ -16,7 +16,7 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "rss", "tui")
+PARTS = ("chat", "threads", "rss", "recall", "tui")
 
 
 def machine() -> dict[str, Any]:
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=128, help="reply length for the decode measurements")
     parser.add_argument("--threads", type=int, default=0, help="threads for the chat comparison (0: the default)")
     parser.add_argument("--no-cli", action="store_true", help="skip `assistant chat --json` in the chat part")
+    parser.add_argument(
+        "--recall-10k-only", action="store_true", help="recall part: stop at 10,000 stored messages (skip 100,000)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
     parts = args.parts or list(PARTS)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, rss, tui_frame
+    from bench import chat_speed, recall, rss, tui_frame
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
@@ -98,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "threads": (lambda: chat_speed.thread_study(reps=max(2, args.reps - 2)), chat_speed.thread_rows),
         "rss": (lambda: rss.run(reps=max(2, args.reps - 2), max_tokens=args.max_tokens), rss.rows),
+        "recall": (
+            lambda: recall.run(
+                full=not args.recall_10k_only, reps=max(2, args.reps - 2), max_tokens=min(64, args.max_tokens)
+            ),
+            recall.rows,
+        ),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
     }
     started = time.perf_counter()
