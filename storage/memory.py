@@ -35,8 +35,8 @@ PENDING = f"NOT EXISTS (SELECT 1 FROM vector_indexed v WHERE v.message_id = m.id
 class Recall:
     """One recalled message. ``score``: higher is better; its scale depends on the search mode.
 
-    hybrid: fused reciprocal-rank score, 1.0 = first by meaning and by words (bonuses may lift it a little
-    above); vector: cosine similarity (-1..1); lexical: BM25 relevance (>= 0, unbounded).
+    hybrid: cosine similarity plus up to 0.21 of bonuses for matching words (see ``retrieval.fuse``);
+    vector: cosine similarity (-1..1); lexical: BM25 relevance (>= 0, unbounded, larger for rarer words).
     """
 
     message_id: int
@@ -101,8 +101,8 @@ class Memory:
             rows = {mid: row for mid, row in rows.items() if row["conversation_id"] != exclude_conversation}
         if mode == "hybrid":
             scores = retrieval.fuse(
-                [mid for mid, _ in vector if mid in rows],
-                [mid for mid, _ in lexical if mid in rows],
+                [(mid, score) for mid, score in vector if mid in rows],
+                [(mid, score) for mid, score in lexical if mid in rows],
                 {mid: row["content"] for mid, row in rows.items()},
                 {mid: row["role"] for mid, row in rows.items()},
                 self._rare_words(query),
@@ -258,10 +258,16 @@ class Memory:
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             self.index.delete(part)
-            marks = ", ".join("?" for _ in part)
-            with self.store.guard(write=True) as db:
-                db.execute(f"DELETE FROM vector_tombstones WHERE message_id IN ({marks})", part)
+            self._settle_tombstones(part)
         return len(ids)
+
+    def _settle_tombstones(self, ids: list[int]) -> None:
+        # SQLite reuses the highest rowid: a new message may already carry a purged id and have been indexed
+        # before the purge deleted its vectors. Queue such a message again.
+        marks = ", ".join("?" for _ in ids)
+        with self.store.guard(write=True) as db:
+            db.execute(f"DELETE FROM vector_tombstones WHERE message_id IN ({marks})", ids)
+            db.execute(f"DELETE FROM vector_indexed WHERE message_id IN ({marks})", ids)
 
     def _check_index(self) -> None:
         """Once per Memory: an index that lost its data (directory deleted) while SQLite says messages are in it."""
@@ -332,9 +338,7 @@ class Memory:
                 self._rebuild(exc)
                 return
             if ids:
-                marks = ", ".join("?" for _ in ids)
-                with self.store.guard(write=True) as db:
-                    db.execute(f"DELETE FROM vector_tombstones WHERE message_id IN ({marks})", ids)
+                self._settle_tombstones(ids)
 
     # -- background indexer ---------------------------------------------------------------------------------
 
