@@ -259,12 +259,13 @@ def status(as_json: bool) -> None:
         pending = int(db.execute(f"SELECT count(*) FROM messages m WHERE {PENDING}").fetchone()[0])
         fact_count = int(db.execute("SELECT count(*) FROM facts").fetchone()[0])
     index_dir = home / "memory"
-    info = {
+    size = _size(index_dir)
+    info: dict[str, object] = {
         "enabled": settings.memory,
         "indexed": indexed,
         "pending": pending,
         "facts": fact_count,
-        "index_bytes": _size(index_dir),
+        "index_bytes": size,
         "index_path": str(index_dir),
     }
     if as_json:
@@ -277,6 +278,6 @@ def status(as_json: bool) -> None:
             ("indexed messages", indexed),
             ("pending messages", pending),
             ("facts", fact_count),
-            ("index on disk", f"{info['index_bytes'] / 1_048_576:.1f} MB at {index_dir}"),
+            ("index on disk", f"{size / 1_048_576:.1f} MB at {index_dir}"),
         ],
     )
