@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="threads for the chat comparison (0: the default)")
     parser.add_argument("--no-cli", action="store_true", help="skip `assistant chat --json` in the chat part")
     parser.add_argument(
-        "--recall-10k-only", action="store_true", help="recall part: stop at 10,000 stored messages (skip 100,000)"
+        "--full", action="store_true", help="recall part: also grow the index to 100,000 messages (several minutes)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
@@ -102,9 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "threads": (lambda: chat_speed.thread_study(reps=max(2, args.reps - 2)), chat_speed.thread_rows),
         "rss": (lambda: rss.run(reps=max(2, args.reps - 2), max_tokens=args.max_tokens), rss.rows),
         "recall": (
-            lambda: recall.run(
-                full=not args.recall_10k_only, reps=max(2, args.reps - 2), max_tokens=min(64, args.max_tokens)
-            ),
+            lambda: recall.run(full=args.full, reps=max(2, args.reps - 2), max_tokens=min(64, args.max_tokens)),
             recall.rows,
         ),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
