@@ -37,7 +37,9 @@ def memory(store: Store, home: Path, embedder: Embedder) -> Memory:
 
 
 @pytest.fixture
-def session(store: Store, settings: Settings, home: Path, memory: Memory, fake_backend: FakeBackend) -> Iterator[Session]:
+def session(
+    store: Store, settings: Settings, home: Path, memory: Memory, fake_backend: FakeBackend
+) -> Iterator[Session]:
     session = Session(store, settings, home=home, loader=lambda spec, s: fake_backend, memory=memory)
     yield session
     session.close()

@@ -80,17 +80,16 @@ class MemoryScreen(ModalScreen[bool]):
         with Vertical(id="dialog", classes="wide memory"):
             yield Static("Memory", classes="title")
             yield Static("Facts, given to every reply while memory is on", classes="section")
-            yield Input(placeholder="Search the facts", id="fact-query")
-            yield OptionList(id="facts")
-            yield Input(placeholder="A new fact to remember (Enter adds it)", id="new-fact")
+            # Compact boxes and lists: both halves fit a 24-line terminal.
+            yield Input(placeholder="Search the facts", id="fact-query", compact=True)
+            yield OptionList(id="facts", compact=True)
+            yield Input(placeholder="A new fact to remember (Enter adds it)", id="new-fact", compact=True)
             yield Static("Earlier conversations, recalled when relevant", classes="section")
-            yield Input(placeholder="Search what can be recalled (Enter searches)", id="snippet-query")
-            yield OptionList(id="snippets")
-            yield Static("", id="snippet-note", classes="hint")
+            yield Input(placeholder="Search what can be recalled (Enter searches)", id="snippet-query", compact=True)
+            yield OptionList(id="snippets", compact=True)
+            yield Static("", id="snippet-note")
             yield Static(
-                "Tab moves between the boxes and lists. Del deletes the highlighted fact, or forgets the highlighted "
-                "message (it asks first). Esc closes.",
-                classes="hint",
+                "Del: delete the fact / forget the message (asks first) · Tab: next box · Esc: close", classes="hint"
             )
 
     def on_mount(self) -> None:
