@@ -24,7 +24,7 @@ from tests.test_tui import SIZE, send, settle
 from tui.app import AssistantApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.memory import MemoryScreen
-from tui.widgets.message import Reply
+from tui.widgets.message import Reply, UserMessage
 from tui.widgets.recalled import Recalled
 
 TOMATO_QUESTION = "My tomato plants in the greenhouse have yellow leaves with brown spots. What is wrong with them?"
@@ -134,9 +134,10 @@ async def test_the_memory_screen_lists_searches_adds_and_deletes_facts(session: 
 async def test_the_memory_screen_finds_and_forgets_an_earlier_message(
     session: Session, store: Store, memory: Memory
 ) -> None:
-    _, question, answer = seed_garden(store, memory)
+    cid, question, answer = seed_garden(store, memory)
     app = AssistantApp(session=session)
     async with app.run_test(size=SIZE) as pilot:
+        await app.main.open_conversation(cid)
         await pilot.press("ctrl+r")
         screen = app.screen
         assert isinstance(screen, MemoryScreen)
@@ -161,6 +162,9 @@ async def test_the_memory_screen_finds_and_forgets_an_earlier_message(
         assert target not in [r.message_id for r in memory.search("tomato plants", 10, mode="vector")]
         await pilot.press("escape")
         assert not isinstance(app.screen, MemoryScreen)
+        await pilot.pause()
+        shown = [w.message_id for w in app.main.chat.query(UserMessage)] + [r.message_id for r in app.main.chat.replies]
+        assert target not in shown and len(shown) == 1  # the open conversation shows what is left of it
 
 
 async def test_memory_toggle_flips_the_session_the_status_bar_and_the_setting(
