@@ -93,6 +93,17 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def cache_dir() -> Path:
+    """Derived files that hold no user data (the embedder's ONNX export): ``$ASSISTANT_CACHE`` or the platform's
+    user cache dir. Shared by every data dir, so a second profile or a test does not export the model again."""
+    override = os.environ.get("ASSISTANT_CACHE")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (0700) if needed and make sure it is private and writable."""
     # Every file the process creates from here on (SQLite's -wal and -shm included) is private.

@@ -12,7 +12,6 @@ with one sentence in ``turn.notice``.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,13 +77,10 @@ MemoryFactory = Callable[[Store, Path, Settings], "Memory"]
 
 def open_memory(store: Store, home: Path, settings: Settings) -> Memory:
     """The real semantic memory: the bundled embedder and the vector index in the data dir."""
-    # The embedder's one-time ONNX export loads the weights through transformers, whose progress bar would land
-    # in the middle of a chat's stderr; nothing here is a download worth watching.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from storage.embedder import Embedder
     from storage.memory import Memory
 
-    return Memory(store, home, embedder=Embedder(threads=settings.embedder_threads, models_dir=home / "models"))
+    return Memory(store, home, embedder=Embedder(threads=settings.embedder_threads))
 
 
 def _reason(exc: BaseException) -> str:

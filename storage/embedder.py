@@ -35,13 +35,16 @@ def model_path() -> Path:
 
 
 def default_models_dir() -> Path:
-    from assistant.config import data_dir
+    from assistant.config import cache_dir
 
-    return data_dir() / "models"
+    return cache_dir() / "models"
 
 
 def export_onnx(target: Path) -> Path:
     """Export the bundled transformer to ONNX at ``target`` (atomically); needs torch, transformers and onnx."""
+    # Loading the weights through transformers draws a progress bar; nothing here is a download worth watching,
+    # and it would land in the middle of a chat's stderr.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     from transformers import AutoModel
 

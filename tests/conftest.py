@@ -17,8 +17,14 @@ from storage.embedder import Embedder
 from tests.fakes import FakeBackend
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache dir for the run: the embedder's ONNX export (~20 s) is made once, not once per test."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_cache: Path) -> Path:
     """Isolate the data dir (and every ASSISTANT_* setting) in tmp_path."""
     for key in list(os.environ):
         if key.startswith("ASSISTANT_"):
@@ -29,6 +35,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ASSISTANT_TEMPERATURE", "0")
     monkeypatch.setenv("ASSISTANT_MAX_TOKENS", "48")  # short replies keep the real-model tests quick
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ASSISTANT_CACHE", str(shared_cache))
     return path
 
 
@@ -50,7 +57,8 @@ def fake_backend() -> FakeBackend:
 
 @pytest.fixture
 def fake_session(store: Store, settings: Settings, home: Path, fake_backend: FakeBackend) -> Session:
-    return Session(store, settings, home=home, loader=lambda spec, s: fake_backend)
+    # Memory off: these sessions test the chat turn; the memory tests build theirs on the real Memory.
+    return Session(store, settings, home=home, loader=lambda spec, s: fake_backend, use_memory=False)
 
 
 class SharedBackend:
@@ -83,12 +91,12 @@ def real_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 @pytest.fixture
 def real_session(store: Store, settings: Settings, home: Path, real_backend: Backend) -> Session:
     """A session on the real bundled model (shared across tests to keep the suite quick)."""
-    return Session(store, settings, home=home, loader=lambda spec, s: real_backend)
+    return Session(store, settings, home=home, loader=lambda spec, s: real_backend, use_memory=False)
 
 
 @pytest.fixture(scope="session")
-def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+def embedder(shared_cache: Path) -> Embedder:
     """The bundled MiniLM embedder, loaded once for the whole run (its ONNX export cached in a scratch dir)."""
-    shared = Embedder(threads=1, models_dir=tmp_path_factory.mktemp("embedder-models"))
+    shared = Embedder(threads=1, models_dir=shared_cache / "models")
     shared.load()
     return shared

@@ -7,14 +7,26 @@ every run: fixed terminal size, no clock, no timestamps on screen.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
+from assistant.config import Settings
 from assistant.session import Session
 from storage.db import Store
+from tests.fakes import FakeBackend
 from tui.app import AssistantApp
 
 SIZE = (110, 34)
+
+
+@pytest.fixture
+def fake_session(store: Store, settings: Settings, home: Path, fake_backend: FakeBackend) -> Session:
+    """As users see it: the fake model, but the real memory on (the status bar shows it)."""
+    session = Session(store, settings, home=home, loader=lambda spec, s: fake_backend, use_memory=True)
+    yield session  # type: ignore[misc]
+    session.close()
 
 
 async def idle(pilot: Pilot) -> None:
