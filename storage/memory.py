@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "vector", "lexical")
 BATCH = 32
 PAUSE_S = 0.01
+DF_CACHE = 20_000  # words whose document frequency is kept
 # A reply still streaming (complete = 0, no finish reason yet) changes every second: index it once it is done.
 READY = "NOT (m.complete = 0 AND m.finish_reason IS NULL)"
 PENDING = f"NOT EXISTS (SELECT 1 FROM vector_indexed v WHERE v.message_id = m.id) AND {READY}"
@@ -76,6 +77,7 @@ class Memory:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._df: dict[str, tuple[int, int]] = {}  # word -> (messages holding it, _total() when counted)
 
     # -- search ---------------------------------------------------------------------------------------------
 
@@ -87,25 +89,28 @@ class Memory:
             raise ValueError(f"mode must be one of {MODES}")
         if k <= 0 or not query.strip():
             return []
-        depth = max(30, k * 6)
+        depth = max(retrieval.LEXICAL_POOL, k * 6)
         vector: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
+        frequencies = self._frequencies(query) if mode != "vector" else {}
         if mode in ("hybrid", "vector"):
             vector = self._vector(query, depth, exclude_conversation)
         if mode in ("hybrid", "lexical"):
-            lexical = self._lexical(query, depth, exclude_conversation)
+            lexical = self._lexical(frequencies, depth, exclude_conversation)
         rows = self._rows({mid for mid, _ in vector} | {mid for mid, _ in lexical})
         # Re-checked against SQLite: deleted messages (vectors not yet purged) and chatter drop out here.
         rows = {mid: row for mid, row in rows.items() if retrieval.worth_recalling(row["content"])}
         if exclude_conversation is not None:
             rows = {mid: row for mid, row in rows.items() if row["conversation_id"] != exclude_conversation}
         if mode == "hybrid":
+            total = self._total()
             scores = retrieval.fuse(
                 [(mid, score) for mid, score in vector if mid in rows],
                 [(mid, score) for mid, score in lexical if mid in rows],
-                {mid: row["content"] for mid, row in rows.items()},
-                {mid: row["role"] for mid, row in rows.items()},
-                self._rare_words(query),
+                {mid: retrieval.Doc(row["content"], row["role"], row["created_at"]) for mid, row in rows.items()},
+                {word: retrieval.idf(df, total) for word, df in frequencies.items()},
+                retrieval.personal(query),
+                retrieval.about_present(query),
             )
         else:
             scores = {mid: score for mid, score in (vector or lexical) if mid in rows}
@@ -133,35 +138,45 @@ class Memory:
                 self._rebuild(exc)
                 return []
 
-    def _lexical(self, query: str, depth: int, exclude: int | None) -> list[tuple[int, float]]:
-        match = retrieval.lexical_query(query)
+    def _lexical(self, frequencies: dict[str, int], depth: int, exclude: int | None) -> list[tuple[int, float]]:
+        match = retrieval.lexical_query(retrieval.searchable(frequencies, self._total()))
         if not match:
             return []
-        sql = """
-            SELECT m.id, bm25(messages_fts) AS rank FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid
-            WHERE messages_fts MATCH ? AND (? IS NULL OR m.conversation_id != ?) AND length(m.content) >= ?
-            ORDER BY rank LIMIT ?"""
+        # FTS5 ranks first and only the pool is joined: the conversation and length checks happen in search().
+        sql = "SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
         with self.store.guard() as db:
-            rows = db.execute(sql, [match, exclude, exclude, retrieval.MIN_CHARS, depth]).fetchall()
-        return [(int(mid), -float(rank)) for mid, rank in rows]  # FTS5's bm25() is lower-is-better
+            rows = db.execute(sql, [match, depth + (20 if exclude is not None else 0)]).fetchall()
+        return [(int(mid), -float(rank)) for mid, rank in rows]  # FTS5's rank (bm25) is lower-is-better
 
-    def _rare_words(self, query: str) -> list[str]:
-        """Query words found in only a handful of messages: names, numbers, unusual terms."""
+    def _total(self) -> int:
+        """About how many messages are stored (the highest id: an index lookup, not a count of 100,000 rows)."""
+        with self.store.guard() as db:
+            return int(db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
+
+    def _frequencies(self, query: str) -> dict[str, int]:
+        """How many messages hold each significant query word (FTS5's stemming), cached per word.
+
+        A cached count is trusted until the store grows by a tenth: document frequency only decides which words
+        are common and how much a word weighs, neither of which moves fast.
+        """
         terms = retrieval.significant(query)
         if not terms:
-            return []
+            return {}
+        total = self._total()
+        out: dict[str, int] = {}
         with self.store.guard() as db:
-            total = db.execute("SELECT count(*) FROM messages").fetchone()[0]
-            limit = max(3, total // 50)
-            rare = []
             for term in terms:
-                found = db.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ? LIMIT ?)",
-                    [f'"{term}"', limit + 1],
-                ).fetchone()[0]
-                if 0 < found <= limit:
-                    rare.append(term)
-        return rare
+                cached = self._df.get(term)
+                if cached is None or total > cached[1] * 1.1 + 10:
+                    df = db.execute(
+                        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", [f'"{term}"']
+                    ).fetchone()[0]
+                    cached = (int(df), total)
+                    if len(self._df) > DF_CACHE:
+                        self._df.clear()
+                    self._df[term] = cached
+                out[term] = cached[0]
+        return out
 
     def _rows(self, ids: set[int]) -> dict[int, dict[str, Any]]:
         if not ids:
