@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ class Memory:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pauses = 0  # pause_indexing() calls not yet resumed: the background indexer waits while > 0
+        self._resumed = threading.Condition()
         self._df: dict[str, tuple[int, int]] = {}  # word -> (messages holding it, _total() when counted)
 
     # -- search ---------------------------------------------------------------------------------------------
@@ -209,6 +212,8 @@ class Memory:
                 self._rebuild(exc)
         total = self.pending_count()
         while stop is None or not stop.is_set():
+            if stop is not None and not self._wait_unpaused(stop):
+                break
             try:
                 count = self._index_batch()
             except IndexUnavailable as exc:
@@ -373,10 +378,47 @@ class Memory:
     def stop_indexer(self, wait: bool = True) -> None:
         self._stop.set()
         self._wake.set()
+        with self._resumed:
+            self._resumed.notify_all()  # a paused indexer stops too
         thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join()
         self._thread = None
+
+    def pause_indexing(self) -> None:
+        """Hold the background indexer (after its current batch) until every pause is resumed; for a streaming reply.
+
+        Pauses nest: each call needs its own resume_indexing(). Searches and index_pending() are not held.
+        """
+        with self._resumed:
+            self._pauses += 1
+
+    def resume_indexing(self) -> None:
+        """Undo one pause_indexing(); the indexer goes on when none is left (an extra resume is ignored)."""
+        with self._resumed:
+            self._pauses = max(0, self._pauses - 1)
+            if not self._pauses:
+                self._resumed.notify_all()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """``with memory.paused():`` the background indexer does not embed (e.g. while a reply streams)."""
+        self.pause_indexing()
+        try:
+            yield
+        finally:
+            self.resume_indexing()
+
+    @property
+    def indexing_paused(self) -> bool:
+        return self._pauses > 0
+
+    def _wait_unpaused(self, stop: threading.Event) -> bool:
+        """Block while paused; False if the indexer was stopped meanwhile."""
+        with self._resumed:
+            while self._pauses and not stop.is_set():
+                self._resumed.wait(0.5)
+        return not stop.is_set()
 
     @property
     def indexer_running(self) -> bool:

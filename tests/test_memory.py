@@ -95,7 +95,9 @@ def test_forget_conversation_and_message_at_once(store: Store, memory: Memory) -
     before = memory.index.count()
     memory.forget_conversation(gone)
     assert memory.index.count() == before - 2
-    ids = {h.message_id for mode in ("hybrid", "vector", "lexical") for h in memory.search("Zofia PIN", k=10, mode=mode)}
+    ids = {
+        h.message_id for mode in ("hybrid", "vector", "lexical") for h in memory.search("Zofia PIN", k=10, mode=mode)
+    }
     assert secret not in ids and kept in ids
     memory.forget_message(single)
     assert memory.index.count() == before - 3
@@ -213,6 +215,60 @@ def test_background_indexer_indexes_notified_messages(store: Store, memory: Memo
     assert not memory.indexer_running
 
 
+class CountingEmbedder(Embedder):
+    """The real embedder, counting the texts it embeds."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.embedded = 0
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_paused_indexer_waits_until_every_pause_is_resumed(store: Store, home: Path, embedder: Embedder) -> None:
+    counting = CountingEmbedder(embedder)
+    memory = Memory(store, home, embedder=counting)
+    try:
+        memory.start_indexer()
+        with memory.paused():
+            memory.pause_indexing()  # nested: a second pauser (another reply) holds it too
+            assert memory.indexing_paused
+            conversation(store, ("user", "The spare bike key is in the blue drawer."))
+            memory.notify()
+            time.sleep(0.6)  # the indexer had time to start: it must not have embedded anything
+            assert counting.embedded == 0 and memory.pending_count() == 1
+            # Search still works while the indexer waits (words only: nothing is embedded yet).
+            assert memory.search("where is the spare bike key", mode="lexical")
+            memory.resume_indexing()
+            time.sleep(0.3)
+            assert memory.indexing_paused and memory.pending_count() == 1
+        assert not memory.indexing_paused
+        assert wait_until(lambda: memory.pending_count() == 0)
+        memory.resume_indexing()  # one too many: ignored, not a negative count
+        assert not memory.indexing_paused
+        memory.pause_indexing()
+        started = time.monotonic()
+        memory.stop_indexer()  # a paused indexer still stops promptly
+        assert time.monotonic() - started < 5 and not memory.indexer_running
+    finally:
+        memory.close()
+
+
+def test_newest_statement_wins_when_a_fact_changed(store: Store, memory: Memory) -> None:
+    _, (old, _) = conversation(
+        store, ("user", "My gym locker code is 4471, the one by the window."), ("assistant", "Got it.")
+    )
+    conversation(store, ("user", "Visiting my sister this weekend."), ("user", "Can you suggest a soup recipe?"))
+    _, (new, _) = conversation(
+        store, ("user", "They reshuffled the gym lockers, my locker code is 9024 now."), ("assistant", "Noted.")
+    )
+    memory.index_pending()
+    hits = memory.search("What is my gym locker code these days?", k=3)
+    assert [h.message_id for h in hits[:2]] == [new, old]
+
+
 class BrokenEmbedder(Embedder):
     """Fails every call, as a missing model file would."""
 
@@ -230,7 +286,9 @@ def test_indexer_errors_are_caught_and_nothing_is_lost(store: Store, home: Path)
         assert "model file missing" in (memory.last_error or "")
         assert memory.indexer_running
         assert memory.pending_count() == 1
-        assert [h.text for h in memory.search("oat milk", mode="lexical")] == ["Buy oat milk, rye bread and coffee beans."]
+        assert [h.text for h in memory.search("oat milk", mode="lexical")] == [
+            "Buy oat milk, rye bread and coffee beans."
+        ]
     finally:
         memory.close()
 
