@@ -37,7 +37,8 @@ PENDING = f"NOT EXISTS (SELECT 1 FROM vector_indexed v WHERE v.message_id = m.id
 class Recall:
     """One recalled message. ``score``: higher is better; its scale depends on the search mode.
 
-    hybrid: cosine similarity plus up to 0.21 of bonuses for matching words (see ``retrieval.fuse``);
+    hybrid: cosine similarity plus up to ~0.6 of bonuses (mostly for holding the query's words) and minus up to
+    0.24 for a message too short to state much (see ``retrieval.fuse``);
     vector: cosine similarity (-1..1); lexical: BM25 relevance (>= 0, unbounded, larger for rarer words).
     """
 
