@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "vector", "lexical")
 BATCH = 32
 PAUSE_S = 0.01
+VECTOR_POOL = 30  # nearest messages asked of the index: deeper costs chromadb time and added no recall
 DF_CACHE = 20_000  # words whose document frequency is kept
 # A reply still streaming (complete = 0, no finish reason yet) changes every second: index it once it is done.
 READY = "NOT (m.complete = 0 AND m.finish_reason IS NULL)"
@@ -93,14 +94,14 @@ class Memory:
             raise ValueError(f"mode must be one of {MODES}")
         if k <= 0 or not query.strip():
             return []
-        depth = max(retrieval.LEXICAL_POOL, k * 6)
+        depth = max(VECTOR_POOL, k * 6)
         vector: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         frequencies = self._frequencies(query) if mode != "vector" else {}
         if mode in ("hybrid", "vector"):
             vector = self._vector(query, depth, exclude_conversation)
         if mode in ("hybrid", "lexical"):
-            lexical = self._lexical(frequencies, depth, exclude_conversation)
+            lexical = self._lexical(frequencies, max(retrieval.LEXICAL_POOL, depth), exclude_conversation)
         rows = self._rows({mid for mid, _ in vector} | {mid for mid, _ in lexical})
         # Re-checked against SQLite: deleted messages (vectors not yet purged) and chatter drop out here.
         rows = {mid: row for mid, row in rows.items() if retrieval.worth_recalling(row["content"])}
