@@ -50,10 +50,10 @@ class Settings(BaseModel):
         400, ge=0, le=8192, description="Token budget for facts and recalled snippets (at most a fifth of the context)."
     )
     memory_min_score: float = Field(
-        0.3,
+        0.5,
         ge=-1.0,
-        le=1.0,
-        description="Recalled snippets less similar than this (cosine) are left out unless their words match too.",
+        le=2.0,
+        description="Recalled snippets scoring below this are left out (hybrid score: cosine plus word-match bonuses).",
     )
     embedder_threads: int = Field(
         1, ge=1, le=64, description="CPU threads for the embedder (leaves the model its cores)."

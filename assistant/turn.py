@@ -104,6 +104,10 @@ class Turn:
         finish = "cancelled"
         error: str | None = None
         last_save = time.monotonic()
+        # The embedder must not take the model's cores: the background indexer waits while the reply streams.
+        memory = self.session.memory
+        if memory is not None:
+            memory.pause_indexing()
         source = self.backend.stream(self.plan.prompt, params)
         try:
             for chunk in source:
@@ -132,6 +136,8 @@ class Turn:
             close = getattr(source, "close", None)
             if close:
                 close()
+            if memory is not None:
+                memory.resume_indexing()
             self._finish("".join(parts), tokens, first_s, last_s, finish, error)
 
     def _finish(

@@ -68,6 +68,12 @@ class FakeMemory:
     def start_indexer(self) -> None:
         self.started = True
 
+    def pause_indexing(self) -> None:
+        pass
+
+    def resume_indexing(self) -> None:
+        pass
+
     def notify(self) -> None:
         self.notified += 1
 
@@ -354,3 +360,21 @@ def test_real_memory_recalls_an_earlier_conversation_with_its_date_and_not_the_c
         assert turn.plan.prompt.count("Oslo") == 1
     finally:
         session.close()
+
+
+def test_the_indexer_waits_while_a_reply_streams(store, settings, home, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Embedding beside generation would take the model's cores: indexing is paused for the length of a reply."""
+    from assistant.session import Session
+    from storage.memory import Memory
+    from tests.fakes import FakeBackend
+
+    memory = Memory(store, home, embedder=embedder)
+    backend = FakeBackend(["one two three"])
+    session = Session(store, settings, home=home, loader=lambda spec, s: backend, memory=memory, use_memory=True)
+    turn = session.start_turn("hello")
+    seen = []
+    for _ in turn.stream():
+        seen.append(memory.indexing_paused)
+    assert seen and all(seen)
+    assert not memory.indexing_paused
+    session.close()
