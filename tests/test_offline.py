@@ -27,6 +27,12 @@ OFFLINE_VARIABLES = ["HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFL
 def no_offline_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in OFFLINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: an earlier test in the run may have imported it.
+    import sys
+
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.mark.model
