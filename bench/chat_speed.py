@@ -193,7 +193,9 @@ def run(
         threads = settings.effective_threads()
         path = model_path(home)
         store = open_store(home)
-        session = Session(store, settings, home=home)
+        # Memory off: this part measures the chat turn against raw llama.cpp on the same prompt; the `recall` part
+        # measures a turn with memory on (which reads a longer prompt: the recalled snippets).
+        session = Session(store, settings, home=home, use_memory=False)
         session.load()
         llm = load_raw(path, settings.context_size, threads)
 
@@ -203,7 +205,7 @@ def run(
             pass
         prompt = warm.plan.prompt
         raw_completion(llm, prompt, 16)
-        short = Session(store, settings.model_copy(update={"max_tokens": 4}), home=home)
+        short = Session(store, settings.model_copy(update={"max_tokens": 4}), home=home, use_memory=False)
         short._backend = session.load()  # the same loaded model, shorter replies
         ttft: dict[str, list[float]] = {"raw_completion": [], "assistant_session": []}
         prompt_tokens = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
