@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
+	$(PY) -m storage.embedder
 	$(VENV)/bin/assistant
 
 test: install

@@ -187,3 +187,16 @@ class Embedder:
             return [[float(x) for x in row] for row in vectors]
 
         return run
+
+
+def prepare() -> Path:
+    """Make the one-time ONNX export now (`make run` calls it), so the first chat does not wait ~20 s for it."""
+    target = default_models_dir() / ONNX_NAME
+    if not target.exists():
+        print(f"Preparing the memory's embedding model (once, about 20 seconds): {target}", flush=True)
+        export_onnx(target)
+    return target
+
+
+if __name__ == "__main__":
+    prepare()

@@ -428,3 +428,12 @@ def test_hybrid_recall_at_5_is_at_least_vector(store: Store, memory: Memory) -> 
     assert recall["hybrid"][1] >= recall["lexical"][1]
     assert recall["hybrid"][0] >= recall["vector"][0]
     assert recall["hybrid"][1] >= 0.85
+
+
+def test_prepare_makes_the_onnx_export_once_in_the_shared_cache(embedder, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    from storage.embedder import ONNX_NAME, prepare
+
+    target = prepare()
+    assert target == shared_cache / "models" / ONNX_NAME and target.stat().st_size > 1_000_000
+    before = target.stat().st_mtime_ns
+    assert prepare() == target and target.stat().st_mtime_ns == before  # made once, then reused
