@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from storage.records import Conversation, Feedback, Message, SearchHit
+from storage.records import Conversation, Message, SearchHit
 
 if TYPE_CHECKING:
     from storage.db import Store, open_store
 
-__all__ = ["Conversation", "Feedback", "Message", "SearchHit", "Store", "open_store"]
+__all__ = ["Conversation", "Message", "SearchHit", "Store", "open_store"]
 
 
 def __getattr__(name: str) -> Any:

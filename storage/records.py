@@ -54,14 +54,6 @@ class Message:
 
 
 @dataclass(slots=True)
-class Feedback:
-    message_id: int
-    rating: int | None
-    better_answer: str | None
-    updated_at: str
-
-
-@dataclass(slots=True)
 class SearchHit:
     message_id: int
     conversation_id: int
