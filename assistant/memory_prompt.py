@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from storage.facts import Fact
+    from storage.memory import Recall
 
 FACTS_HEADER = "Facts the user asked you to remember:"
 RECALL_HEADER = "From earlier conversations (use only if relevant):"
@@ -31,14 +32,6 @@ _STATEMENT_THEN_QUESTION = re.compile(r"\A(?P<fact>.*?[.!;])\s+[^.!?;]*\?\s*\Z",
 class Counter(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
-
-class RecallLike(Protocol):
-    message_id: int
-    conversation_id: int
-    role: str
-    text: str
-    score: float
-    created_at: str
 
 
 @dataclass(slots=True)
@@ -75,7 +68,7 @@ def day_of(timestamp: str) -> str:
         return str(timestamp)[:10]
 
 
-def snippet_label(recall: RecallLike) -> str:
+def snippet_label(recall: Recall) -> str:
     who = {"user": "You said", "assistant": "I said"}.get(recall.role, f"{recall.role.title()} said")
     return f"[{day_of(recall.created_at)}] {who}: "
 
@@ -102,7 +95,7 @@ class MemoryBlock:
     text: str = ""
     tokens: int = 0
     facts: list[Fact] = field(default_factory=list)
-    recalls: list[RecallLike] = field(default_factory=list)
+    recalls: list[Recall] = field(default_factory=list)
     dropped_low_score: int = 0
     dropped_budget: int = 0
 
@@ -110,7 +103,7 @@ class MemoryBlock:
 def build_memory_block(
     counter: Counter,
     facts: Sequence[Fact],
-    recalls: Sequence[RecallLike],
+    recalls: Sequence[Recall],
     budget: int,
     min_score: float = 0.0,
 ) -> MemoryBlock:
