@@ -1,33 +1,7 @@
-"""Errors that speak to the user: each carries one clear sentence saying what went wrong and what to do."""
+"""Errors that speak to the user (the family is defined on the ground floor, in ``storage.errors``)."""
 
 from __future__ import annotations
 
+from storage.errors import AssistantError, InputError, ModelError, NotFoundError, StorageError
 
-class AssistantError(Exception):
-    """An error whose message is meant for the user, not a traceback."""
-
-    exit_code = 1
-
-
-class InputError(AssistantError):
-    """The user's input cannot be used (empty, binary, malformed)."""
-
-    exit_code = 2
-
-
-class ModelError(AssistantError):
-    """A model is missing, corrupt or cannot be loaded."""
-
-    exit_code = 3
-
-
-class StorageError(AssistantError):
-    """The data directory or database cannot be used (unwritable, locked, full, corrupt)."""
-
-    exit_code = 4
-
-
-class NotFoundError(AssistantError):
-    """A conversation, message or model that the user named does not exist."""
-
-    exit_code = 5
+__all__ = ["AssistantError", "InputError", "ModelError", "NotFoundError", "StorageError"]

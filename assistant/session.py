@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import Settings, data_dir
+from assistant.config import Settings, data_dir, models_dir
 from assistant.context import PromptPlan, plan_prompt
 from assistant.errors import AssistantError, InputError
 from assistant.memory_prompt import MemoryBlock, build_memory_block, parse_remember, remember_confirmation
@@ -132,7 +132,7 @@ class Session:
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return models_dir(self.home)
 
     @property
     def loaded(self) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,9 +19,9 @@ from typing import Any
 
 import sqlite_utils
 
-from assistant.config import DB_FILE, data_dir, ensure_private_dir, make_private
-from assistant.errors import NotFoundError, StorageError
+from storage.errors import NotFoundError, StorageError
 from storage.migrations import apply_migrations
+from storage.paths import data_dir, db_path, ensure_private_dir, make_private
 from storage.records import Conversation, Message, SearchHit
 
 TITLE_LENGTH = 60
@@ -381,15 +380,7 @@ class Store:
             return cursor.rowcount > 0
 
 
-def open_store(home: Path | None = None, timeout: float | None = None) -> Store:
-    """Open (creating if needed) the store in the private data dir.
-
-    The busy timeout is ``timeout``, else ``$ASSISTANT_DB_TIMEOUT`` (seconds), else 5 s.
-    """
+def open_store(home: Path | None = None, timeout: float = 5.0) -> Store:
+    """Open (creating if needed) the store in the private data dir, with SQLite's busy timeout in seconds."""
     home = ensure_private_dir(home or data_dir())
-    if timeout is None:
-        try:
-            timeout = float(os.environ.get("ASSISTANT_DB_TIMEOUT", "5"))
-        except ValueError:
-            timeout = 5.0
-    return Store(home / DB_FILE, timeout=timeout)
+    return Store(db_path(home), timeout=timeout)

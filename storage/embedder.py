@@ -35,9 +35,9 @@ def model_path() -> Path:
 
 
 def default_models_dir() -> Path:
-    from assistant.config import cache_dir
+    from storage.paths import embedder_cache_dir
 
-    return cache_dir() / "models"
+    return embedder_cache_dir()
 
 
 def export_onnx(target: Path) -> Path:

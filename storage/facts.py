@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assistant.errors import InputError, NotFoundError
 from storage.db import Store, now
+from storage.errors import InputError, NotFoundError
 
 MAX_FACT_CHARS = 2000
 

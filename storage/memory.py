@@ -20,6 +20,7 @@ from typing import Any
 from storage import retrieval
 from storage.db import Store, now
 from storage.embedder import Embedder
+from storage.paths import memory_dir
 from storage.vectors import ChromaIndex, IndexUnavailable, VectorIndex
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ class Memory:
     ) -> None:
         self.store = store
         self.home = home
-        self.embedder = embedder or Embedder(threads=1, models_dir=home / "models")
-        self.index: VectorIndex = index or ChromaIndex(home / "memory")
+        self.embedder = embedder or Embedder(threads=1)
+        self.index: VectorIndex = index or ChromaIndex(memory_dir(home))
         self.batch_size = max(1, batch_size)
         self.on_notice = on_notice
         self.notices: list[str] = []

@@ -8,8 +8,6 @@ another worker. Both report back with Messages.
 
 from __future__ import annotations
 
-import os
-import tomllib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -102,9 +100,9 @@ class AssistantApp(App[None]):
     def start_up(self) -> None:
         """Open settings, database and session off the UI thread, after the first frame is on screen."""
         try:
+            from assistant.app_store import open_store
             from assistant.config import load_settings
             from assistant.session import Session
-            from storage.db import open_store
 
             settings = load_settings()
             store = open_store()
@@ -224,17 +222,10 @@ class AssistantApp(App[None]):
 
 
 def peek_theme() -> str:
-    """The theme for the first frame, read without importing the settings machinery (validated right after)."""
-    theme = os.environ.get("ASSISTANT_THEME")
-    if theme is None:
-        from platformdirs import user_data_dir
+    """The theme for the first frame, read without validating the settings (that happens right after)."""
+    from assistant.config import peek_setting
 
-        home = os.environ.get("ASSISTANT_HOME") or user_data_dir("assistant", appauthor=False)
-        try:
-            with open(os.path.join(os.path.expanduser(home), "settings.toml"), "rb") as fh:
-                theme = tomllib.load(fh).get("theme")
-        except (OSError, tomllib.TOMLDecodeError):
-            theme = None
+    theme = peek_setting("theme")
     return theme if theme in THEMES else "dark"
 
 

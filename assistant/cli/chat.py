@@ -119,10 +119,10 @@ def chat(
         raise InputError("Choose one of --conversation, --continue and --new.")
     text = read_message(message)
 
+    from assistant.app_store import open_store
     from assistant.cli.models import prepare_model
     from assistant.config import data_dir, load_settings
     from assistant.session import Session
-    from storage import open_store
 
     home = data_dir()
     settings = load_settings(home)

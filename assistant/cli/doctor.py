@@ -22,7 +22,7 @@ from typing import Any, Literal
 import click
 
 from assistant.cli.output import console, emit_json
-from assistant.config import DB_FILE, SETTINGS_FILE, Settings, data_dir, load_settings
+from assistant.config import DB_FILE, SETTINGS_FILE, Settings, data_dir, load_settings, models_dir
 from assistant.errors import AssistantError
 
 Status = Literal["ok", "warn", "fail"]
@@ -71,7 +71,7 @@ def check_bundled(ctx: Context) -> Check:
             importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             missing.append(dist)
-    path = smollm2_path(ctx.home / "models")
+    path = smollm2_path(models_dir(ctx.home))
     if path is None or not path.is_file():
         return Check("bundled models", "fail", "the default model smollm2 is not installed", REINSTALL)
     if missing:
@@ -195,8 +195,8 @@ def check_model(ctx: Context) -> Check:
     from assistant.runtime.llama import LlamaBackend
 
     settings = ctx.settings or Settings.model_validate({})
-    name, models_dir = settings.model, ctx.home / "models"
-    if needs_assembly(name, models_dir):
+    name, models_path = settings.model, models_dir(ctx.home)
+    if needs_assembly(name, models_path):
         return Check(
             "active model",
             "warn",
@@ -204,7 +204,7 @@ def check_model(ctx: Context) -> Check:
             f"Run `assistant models use {name}` to assemble it now.",
         )
     try:
-        spec = resolve(_RegisteredModels(ctx.home / DB_FILE), name, models_dir)  # type: ignore[arg-type]
+        spec = resolve(_RegisteredModels(ctx.home / DB_FILE), name, models_path)  # type: ignore[arg-type]
         assert spec.path is not None
         started = time.perf_counter()
         backend = LlamaBackend(spec.path, name=name, n_ctx=512, threads=settings.effective_threads())

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
+from assistant.app_store import open_store
 from assistant.cli.output import console, emit_json, note, print_table, progress
 from assistant.errors import InputError, StorageError
-from storage import open_store
 from storage.db import Store
 from storage.records import Message
 

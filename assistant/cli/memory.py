@@ -35,7 +35,7 @@ def memory() -> None:
 @json_option
 def remember(text: tuple[str, ...], as_json: bool) -> None:
     """Remember TEXT as a fact: it goes into every prompt while memory is on."""
-    from storage import open_store
+    from assistant.app_store import open_store
     from storage.facts import add_fact, list_facts
 
     with open_store() as store:
@@ -52,7 +52,7 @@ def remember(text: tuple[str, ...], as_json: bool) -> None:
 @json_option
 def facts(query: str, as_json: bool) -> None:
     """List remembered facts, newest first."""
-    from storage import open_store
+    from assistant.app_store import open_store
     from storage.facts import list_facts
 
     with open_store() as store:
@@ -73,7 +73,7 @@ def facts(query: str, as_json: bool) -> None:
 @json_option
 def forget(fact_id: int, as_json: bool) -> None:
     """Forget one remembered fact."""
-    from storage import open_store
+    from assistant.app_store import open_store
     from storage.facts import delete_fact
 
     with open_store() as store:
@@ -90,9 +90,9 @@ def forget(fact_id: int, as_json: bool) -> None:
 @contextmanager
 def open_memory_store() -> Iterator[tuple[Store, Memory, Path]]:
     """The store and the memory over it (closed together)."""
+    from assistant.app_store import open_store
     from assistant.config import data_dir, load_settings
     from assistant.session import open_memory
-    from storage import open_store
 
     home = data_dir()
     settings = load_settings(home)
@@ -248,8 +248,8 @@ def _size(path: Path) -> int:
 @json_option
 def status(as_json: bool) -> None:
     """Indexed and pending messages, facts, and the index's size on disk."""
-    from assistant.config import data_dir, load_settings
-    from storage import open_store
+    from assistant.app_store import open_store
+    from assistant.config import data_dir, load_settings, memory_dir
     from storage.memory import PENDING
 
     home = data_dir()
@@ -258,7 +258,7 @@ def status(as_json: bool) -> None:
         indexed = int(db.execute("SELECT count(*) FROM vector_indexed").fetchone()[0])
         pending = int(db.execute(f"SELECT count(*) FROM messages m WHERE {PENDING}").fetchone()[0])
         fact_count = int(db.execute("SELECT count(*) FROM facts").fetchone()[0])
-    index_dir = home / "memory"
+    index_dir = memory_dir(home)
     size = _size(index_dir)
     info: dict[str, object] = {
         "enabled": settings.memory,

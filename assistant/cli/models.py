@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from assistant.app_store import open_store
 from assistant.cli.output import emit_json, note, print_table
-from assistant.config import data_dir, load_settings, save_setting
+from assistant.config import data_dir, env_model, load_settings, models_dir, save_setting
 from assistant.errors import InputError, ModelError
 from assistant.models import GEMMA3_FILE, ModelSpec, list_models, resolve, smollm2_path
-from storage import Store, open_store
+from storage import Store
 
 DEFAULT_MODEL = "smollm2"
 
@@ -70,7 +70,7 @@ def check_hub_reachable(timeout: float = 5.0) -> None:
 
 
 def _env_overrides_model() -> bool:
-    return bool(os.environ.get("ASSISTANT_MODEL"))
+    return env_model() is not None
 
 
 @click.group()
@@ -83,14 +83,14 @@ def models() -> None:
 def list_(as_json: bool) -> None:
     """List the bundled and added models; * marks the active one."""
     home = data_dir()
-    models_dir = home / "models"
+    models_path = models_dir(home)
     active = load_settings(home).model
     with open_store(home) as store:
         specs = list_models(store)
     rows: list[dict[str, object]] = []
     cells: list[tuple[str, ...]] = []
     for spec in specs:
-        path = known_path(spec, models_dir)
+        path = known_path(spec, models_path)
         size = path.stat().st_size if path is not None and path.is_file() else None
         missing = path is not None and size is None
         rows.append(
@@ -135,11 +135,11 @@ def use(name: str) -> None:
     """Make NAME the active model (checked before it is saved)."""
     home = data_dir()
     with open_store(home) as store:
-        prepare_model(store, name, home / "models")
+        prepare_model(store, name, models_dir(home))
     save_setting("model", name, home)
     note(f"Now using '{name}'.")
-    if _env_overrides_model() and os.environ["ASSISTANT_MODEL"] != name:
-        note(f"ASSISTANT_MODEL={os.environ['ASSISTANT_MODEL']} is set and overrides this setting in this shell.")
+    if _env_overrides_model() and env_model() != name:
+        note(f"ASSISTANT_MODEL={env_model()} is set and overrides this setting in this shell.")
 
 
 @models.command()
@@ -175,5 +175,5 @@ def pull(repo: str, filename: str, name: str | None) -> None:
     check_hub_reachable()
     with open_store(home) as store:
         note(f"Downloading {filename} from {repo}…")
-        spec = pull_model(store, repo, filename, home / "models", name)
+        spec = pull_model(store, repo, filename, models_dir(home), name)
     note(f"Added model '{spec.name}' ({spec.path}); use it with `assistant models use {spec.name}`.")

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.errors import InputError
 from storage.db import Store
+from storage.errors import InputError
 from storage.transfer.chatgpt import chatgpt_conversation
 from storage.transfer.checks import Invalid
 from storage.transfer.export import FORMAT_NAME, FORMAT_VERSION

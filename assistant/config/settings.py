@@ -1,8 +1,6 @@
-"""One place for paths and settings: the private data dir and the validated settings object.
+"""The validated settings object: ``settings.toml`` in the data dir, then ``ASSISTANT_*`` environment variables.
 
-The data dir is ``$ASSISTANT_HOME`` or the platform's user data dir; it is created 0700 and every file the
-assistant writes in it is 0600. Settings come from ``settings.toml`` in the data dir, then ``ASSISTANT_*``
-environment variables override them.
+Imported through ``assistant.config`` (which loads this module, and pydantic, only when a setting is validated).
 """
 
 from __future__ import annotations
@@ -14,11 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from assistant.errors import AssistantError, StorageError
-
-APP_NAME = "assistant"
-SETTINGS_FILE = "settings.toml"
-DB_FILE = "assistant.db"
+from assistant.errors import AssistantError
+from storage.paths import SETTINGS_FILE, data_dir, ensure_private_dir, make_private
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful, private assistant running locally on the user's computer. "
@@ -81,56 +76,6 @@ class Settings(BaseModel):
     def memory_budget(self, n_ctx: int) -> int:
         """Tokens the memory block may use: the setting, but never more than a fifth of the context window."""
         return max(0, min(self.memory_tokens, n_ctx // 5))
-
-
-def data_dir() -> Path:
-    """The data dir: ``$ASSISTANT_HOME`` if set, else the platform's user data dir."""
-    override = os.environ.get("ASSISTANT_HOME")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-def cache_dir() -> Path:
-    """Derived files that hold no user data (the embedder's ONNX export): ``$ASSISTANT_CACHE`` or the platform's
-    user cache dir. Shared by every data dir, so a second profile or a test does not export the model again."""
-    override = os.environ.get("ASSISTANT_CACHE")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (0700) if needed and make sure it is private and writable."""
-    # Every file the process creates from here on (SQLite's -wal and -shm included) is private.
-    os.umask(0o077)
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o700)
-    except OSError as exc:
-        raise StorageError(
-            f"Cannot use the data directory {path}: {exc.strerror or exc}. "
-            "Fix its permissions or point ASSISTANT_HOME at a writable directory."
-        ) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise StorageError(
-            f"The data directory {path} is not writable. "
-            "Fix its permissions or point ASSISTANT_HOME at a writable directory."
-        )
-    return path
-
-
-def make_private(path: Path) -> None:
-    """Make one file 0600 (best effort: it may not exist yet)."""
-    try:
-        path.chmod(0o600)
-    except FileNotFoundError:
-        pass
 
 
 def _env_overrides() -> dict[str, Any]:

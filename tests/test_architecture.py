@@ -1,0 +1,48 @@
+"""The layering is checked by a tool (import-linter), and the entry points import nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ["torch", "transformers", "peft", "chromadb", "onnxruntime", "sentence_transformers", "llama_cpp"]
+
+
+def test_import_contracts_hold() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_storage_imports_nothing_from_assistant() -> None:
+    # A belt to the tool's braces: the ground floor names no module above it, even lazily inside a function.
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in (ROOT / "storage").rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from assistant", "import assistant", "from tui", "import tui"))
+    ]
+    assert offenders == []
+
+
+def test_entry_points_load_no_heavy_library() -> None:
+    code = (
+        "import json, sys\n"
+        "import tui.launcher, assistant.cli, tui.app\n"
+        "from assistant.cli import cli\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    # The check itself works: importing one of them is seen.
+    seen = subprocess.run(
+        [sys.executable, "-c", "import sys, llama_cpp; print('llama_cpp' in sys.modules)"],
+        capture_output=True,
+        text=True,
+    )
+    assert seen.stdout.strip() == "True"
