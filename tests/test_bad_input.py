@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from storage.db import Store, open_store
-from tests.test_cli_chat import chat_json, ok, one_sentence_error, run_cli
+from storage.facts import list_facts
+from tests.test_cli_chat import ASSISTANT, chat_json, cli_env, ok, one_sentence_error, run_cli
 
 Snapshot = list[tuple[int, str, list[tuple[str, str]]]]
 
@@ -55,6 +57,35 @@ def test_binary_or_invalid_utf8_on_stdin_is_refused(store: Store, home: Path, da
     done = run_cli("chat", input=data)
     assert "not valid UTF-8 text" in one_sentence_error(done, code=2)
     assert_intact(home, before)
+
+
+def run_bytes(*args: bytes) -> subprocess.CompletedProcess[str]:
+    """The real console script with raw bytes for arguments, as a shell passes $'caf\\xe9'."""
+    done = subprocess.run([ASSISTANT.encode(), *args], capture_output=True, env=cli_env(), timeout=300)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [b"chat", b"caf\xe9"],
+        [b"chat", b"--model", b"\xff", b"Hello?"],
+        [b"memory", b"remember", b"my caf\xe9 is round the corner"],
+        [b"memory", b"search", b"caf\xe9"],
+        [b"memory", b"facts", b"--filter", b"caf\xe9"],
+        [b"history", b"search", b"caf\xe9"],
+        [b"history", b"list", b"--filter", b"caf\xe9"],
+        [b"models", b"add", b"/nowhere/model.gguf", b"--name", b"caf\xe9"],
+    ],
+    ids=["chat", "chat-model", "remember", "memory-search", "facts", "history-search", "history-list", "models-add"],
+)
+def test_an_argument_that_is_not_utf8_is_refused(store: Store, home: Path, args: list[bytes]) -> None:
+    before = seed(store)
+    line = one_sentence_error(run_bytes(*args), code=2)
+    assert "not valid UTF-8" in line and ("\\xe9" in line or "\\xff" in line)
+    assert_intact(home, before)  # no empty conversation left behind
+    with open_store(home) as s:
+        assert list_facts(s) == [] and s.list_models() == []
 
 
 @pytest.mark.model

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from assistant import __version__
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, InputError
 
 SUBCOMMANDS = {
     "chat": ("assistant.cli.chat", "chat", "Send one message and stream the reply (reads stdin when piped)."),
@@ -18,6 +18,23 @@ SUBCOMMANDS = {
     "models": ("assistant.cli.models", "models", "List, add, pull, use and remove models."),
     "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
 }
+
+
+def check_arguments(args: list[str]) -> None:
+    """Refuse an argument that is not UTF-8 text, for every command at once, before anything is stored.
+
+    Python hands such bytes over as lone surrogates, which SQLite and the model's tokenizer cannot encode: the
+    command would fail half-way (a traceback, an empty conversation left behind).
+    """
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise InputError(
+                f"The argument '{shown}' is not valid UTF-8 text; give it in UTF-8 "
+                "(text can also be piped on stdin; a file with such a name needs renaming)."
+            ) from None
 
 
 class LazyGroup(click.Group):
@@ -40,6 +57,7 @@ class LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            check_arguments([*ctx._protected_args, *ctx.args])
             return super().invoke(ctx)
         except AssistantError as exc:
             click.echo(f"Error: {exc}", err=True)
