@@ -37,6 +37,18 @@ def check_arguments(args: list[str]) -> None:
             ) from None
 
 
+def warn_about_settings() -> None:
+    """One line on stderr per ignored key of the settings file (pydantic is imported only when there is a file)."""
+    from assistant.config import settings_file
+
+    if not settings_file().exists():
+        return
+    from assistant.config.settings import settings_warnings
+
+    for warning in settings_warnings():
+        click.echo(f"Warning: {warning}", err=True)
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
@@ -58,6 +70,8 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             check_arguments([*ctx._protected_args, *ctx.args])
+            if ctx._protected_args:
+                warn_about_settings()
             return super().invoke(ctx)
         except AssistantError as exc:
             click.echo(f"Error: {exc}", err=True)

@@ -10,9 +10,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
-from assistant.errors import AssistantError
+from assistant.errors import InputError
 from storage.paths import SETTINGS_FILE, data_dir, ensure_private_dir, make_private
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -53,6 +53,14 @@ class Settings(BaseModel):
     embedder_threads: int = Field(
         1, ge=1, le=64, description="CPU threads for the embedder (leaves the model its cores)."
     )
+    # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
+    # the TUI shows them as notifications.
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should hear about the settings they gave (e.g. a misspelt key that is ignored)."""
+        return list(self._warnings)
 
     @field_validator("model")
     @classmethod
@@ -78,37 +86,74 @@ class Settings(BaseModel):
         return max(0, min(self.memory_tokens, n_ctx // 5))
 
 
+def env_name(key: str) -> str:
+    """The environment variable that overrides one setting."""
+    return f"ASSISTANT_{key.upper()}"
+
+
 def _env_overrides() -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in Settings.model_fields:
-        raw = os.environ.get(f"ASSISTANT_{name.upper()}")
+        raw = os.environ.get(env_name(name))
         if raw is not None:
             values[name] = raw
     return values
 
 
+def read_settings_file(file: Path) -> dict[str, Any]:
+    """The raw values of a settings file ({} when there is none); a broken file is one sentence (exit 2)."""
+    if not file.exists():
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
+    except OSError as exc:
+        raise InputError(f"The settings file {file} cannot be read: {exc.strerror or exc}.") from exc
+
+
+def unknown_keys_warnings(values: dict[str, Any], file: Path) -> list[str]:
+    """One sentence per key of the settings file that is no setting (it would be ignored without a word)."""
+    unknown = sorted(key for key in values if key not in Settings.model_fields)
+    return [
+        f"The setting '{key}' in {file} is not one the assistant knows; it is ignored (a typo?)." for key in unknown
+    ]
+
+
+def settings_warnings(home: Path | None = None) -> list[str]:
+    """Warnings about the settings file, never an error: for the CLI to print before any command runs."""
+    file = (home or data_dir()) / SETTINGS_FILE
+    try:
+        return unknown_keys_warnings(read_settings_file(file), file)
+    except InputError:
+        return []  # reported, with its cause, by the command that needs the settings
+
+
 def load_settings(home: Path | None = None) -> Settings:
     """Read settings.toml from the data dir, apply ``ASSISTANT_*`` environment overrides, validate."""
     home = home or data_dir()
-    values: dict[str, Any] = {}
     file = home / SETTINGS_FILE
-    if file.exists():
-        try:
-            values.update(tomllib.loads(file.read_text(encoding="utf-8")))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
-    values.update(_env_overrides())
-    return validate(values, file)
+    values = read_settings_file(file)
+    warnings = unknown_keys_warnings(values, file)
+    sources = {key: f"'{key}' in {file}" for key in values}
+    env = _env_overrides()
+    values.update(env)
+    sources.update({key: f"the environment variable {env_name(key)}" for key in env})
+    settings = validate(values, file, sources)
+    settings._warnings = warnings
+    return settings
 
 
-def validate(values: dict[str, Any], file: Path) -> Settings:
-    """Build the Settings object, turning the first validation error into one sentence."""
+def validate(values: dict[str, Any], file: Path, sources: dict[str, str] | None = None) -> Settings:
+    """Build the Settings object, turning the first validation error into one sentence that names its source."""
     try:
         return Settings(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise AssistantError(f"The setting '{where}' is invalid: {first['msg']} (see {file}).") from exc
+        source = (sources or {}).get(key) or f"'{key}' in {file}"
+        raise InputError(f"The setting '{where}' is invalid: {first['msg']} (from {source}).") from exc
 
 
 def save_setting(key: str, value: Any, home: Path | None = None) -> None:
@@ -117,12 +162,7 @@ def save_setting(key: str, value: Any, home: Path | None = None) -> None:
 
     home = ensure_private_dir(home or data_dir())
     file = home / SETTINGS_FILE
-    values: dict[str, Any] = {}
-    if file.exists():
-        try:
-            values = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AssistantError(f"The settings file {file} is not valid TOML ({exc}); fix or delete it.") from exc
+    values = read_settings_file(file)
     values[key] = value
     validate(values, file)  # before writing
     tmp = file.with_suffix(".toml.tmp")
