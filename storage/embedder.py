@@ -9,12 +9,21 @@ Two engines give the same vectors (cosine >= 0.999, checked by a test):
 * ``sentence-transformers``: the fallback when the export or onnxruntime fails (the export needs torch and onnx).
 
 Heavy imports happen in :meth:`Embedder.load`, never at module import.
+
+onnxruntime's PyPI wheels carry Microsoft's telemetry (1DS), on by default. Measured with 1.32 on Linux: as soon as
+the library initialises (at ``import onnxruntime``) it writes a device id and an event queue (``onnxruntime.db``)
+under ``~/.cache/Microsoft/DeveloperTools/.onnxruntime``, and a few seconds later resolves
+``mobile.events.data.microsoft.com`` to upload them. ``ORT_DISABLE_TELEMETRY=1`` stops all of it (no device id,
+no queue, no uploader), but only when it is in the environment before the import: set after it, or
+``disable_telemetry_events()`` alone, stops nothing. This module sets it when imported, which is before anything in
+the assistant imports onnxruntime; tests/test_privacy.py proves it under strace with an empty ``HOME``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +34,32 @@ log = logging.getLogger(__name__)
 MAX_TOKENS = 256  # the model's max_seq_length: longer inputs are truncated (Memory chunks long messages first)
 ONNX_NAME = "all-MiniLM-L6-v2-gt0.1.0-opset17.onnx"
 ENGINES = ("auto", "onnx", "sentence-transformers")
+
+# Read by the native library once, when it initialises; see the module docstring.
+TELEMETRY_OFF = {"ORT_DISABLE_TELEMETRY": "1"}
+ORT_TELEMETRY_DIR = Path("Microsoft", "DeveloperTools", ".onnxruntime")  # under $XDG_CACHE_HOME or ~/.cache
+
+
+def disable_telemetry() -> None:
+    """Turn onnxruntime's telemetry off for this process and its children (before onnxruntime is imported)."""
+    os.environ.update(TELEMETRY_OFF)
+
+
+# Whether onnxruntime was already loaded, telemetry on, before this module could stop it (then nothing can).
+_ORT_LOADED_WITH_TELEMETRY = "onnxruntime" in sys.modules and os.environ.get("ORT_DISABLE_TELEMETRY") != "1"
+disable_telemetry()
+
+
+def telemetry_off() -> bool:
+    """True when onnxruntime, loaded or not yet, runs (or will run) with its telemetry off in this process."""
+    return not _ORT_LOADED_WITH_TELEMETRY and os.environ.get("ORT_DISABLE_TELEMETRY") == "1"
+
+
+def telemetry_queue_dir() -> Path:
+    """Where onnxruntime keeps its device id and event queue when its telemetry is on (left by earlier versions)."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return base / ORT_TELEMETRY_DIR
 
 
 def model_path() -> Path:
@@ -131,8 +166,15 @@ class Embedder:
 
     def _load_onnx(self) -> Callable[[list[str]], list[list[float]]]:
         import numpy as np
+
+        disable_telemetry()  # again, in case something cleared the environment since this module was imported
         import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        if _ORT_LOADED_WITH_TELEMETRY:
+            # Too late for the variable; this at least stops the events the API can stop.
+            ort.disable_telemetry_events()
+            log.warning("onnxruntime was loaded before its telemetry could be turned off")
 
         target = (self.models_dir or default_models_dir()) / ONNX_NAME
         if not target.exists():

@@ -8,6 +8,7 @@ vectors (chunks of a long message); they share its ``message_id`` and the index 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -17,6 +18,28 @@ log = logging.getLogger(__name__)
 
 COLLECTION = "messages"
 SQLITE_FILE = "chroma.sqlite3"
+
+
+def local_settings() -> Any:
+    """chromadb settings that keep it in-process and silent, whatever the environment says.
+
+    chromadb's Settings read every field from environment variables and from a ``.env`` file in the working
+    directory: ``CHROMA_API_IMPL``/``CHROMA_SERVER_HOST`` would turn the "persistent client" into an HTTP client of
+    a server elsewhere, and ``CHROMA_OTEL_COLLECTION_ENDPOINT`` would export traces. Each is pinned here.
+    """
+    from chromadb.config import Settings
+
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]  # pydantic-settings' init-only switch
+        chroma_api_impl="chromadb.api.rust.RustBindingsAPI",
+        chroma_server_host=None,
+        chroma_server_http_port=None,
+        anonymized_telemetry=False,
+        chroma_product_telemetry_impl="chromadb.telemetry.product.posthog.Posthog",  # a no-op in chromadb 1.x
+        chroma_telemetry_impl="chromadb.telemetry.product.posthog.Posthog",
+        chroma_otel_collection_endpoint="",
+        allow_reset=True,
+    )
 
 
 class IndexUnavailable(Exception):
@@ -73,15 +96,15 @@ class ChromaIndex:
                 self._drop_client()
                 raise IndexUnavailable(f"the memory index {self.path} disappeared")
             return self._collection
-        import chromadb
-        from chromadb.config import Settings
-
         self.created = not (self.path / SQLITE_FILE).exists()
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # chromadb's own SQLite puts scratch files in /var/tmp (opened and unlinked at once, but written there);
+        # this keeps them in the private index dir. Read when that SQLite initialises, so set before the first open.
+        os.environ.setdefault("SQLITE_TMPDIR", str(self.path))
+        import chromadb
+
         try:
-            client = chromadb.PersistentClient(
-                path=str(self.path), settings=Settings(anonymized_telemetry=False, allow_reset=True)
-            )
+            client = chromadb.PersistentClient(path=str(self.path), settings=local_settings())
             collection = client.get_or_create_collection(
                 COLLECTION,
                 embedding_function=None,
