@@ -437,3 +437,21 @@ def test_prepare_makes_the_onnx_export_once_in_the_shared_cache(embedder, shared
     assert target == shared_cache / "models" / ONNX_NAME and target.stat().st_size > 1_000_000
     before = target.stat().st_mtime_ns
     assert prepare() == target and target.stat().st_mtime_ns == before  # made once, then reused
+
+
+def test_what_the_user_said_outranks_the_assistants_invented_reply(store: Store, memory: Memory) -> None:
+    # Issue 6: the model's own guess ("your wifi is Lumia 2033") ranked above the user's statement.
+    _, (said, _) = conversation(
+        store, ("user", "My wifi is called PastelNet."), ("assistant", "Thanks, I will keep that in mind.")
+    )
+    _, (_, invented) = conversation(
+        store,
+        ("user", "I forgot the name of my wifi again."),
+        ("assistant", "No worries! I remember: your wifi is Lumia 2033, the router in the hallway."),
+    )
+    memory.index_pending()
+    for question in ("What is my wifi called?", "What's the name of my wifi network?", "my wifi name"):
+        hits = memory.search(question, k=5)
+        ids = [h.message_id for h in hits]
+        assert said in ids and invented in ids, question
+        assert ids.index(said) < ids.index(invented), (question, [(h.role, h.text, round(h.score, 3)) for h in hits])
