@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING
 
 from assistant.errors import InputError, ModelError, NotFoundError
 
+# The GGUF checks live beside the llama.cpp backend; re-exported here for the callers that predate that module.
+from assistant.runtime.gguf import GGUF_MAGIC as GGUF_MAGIC
+from assistant.runtime.gguf import check_gguf as check_gguf
+
 if TYPE_CHECKING:
     from storage.db import Store
 
-GGUF_MAGIC = b"GGUF"
 GEMMA3_FILE = "gemma-3-270m-Q4_K_M.gguf"  # assembled into the models dir on first use
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -25,6 +28,7 @@ class ModelSpec:
     path: Path | None
     source: str  # "bundled", "local" or "hub"
     description: str = ""
+    format: str = "gguf"  # which runtime loads it (assistant.runtime.registry.RUNTIMES); "mlx" later
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -77,21 +81,6 @@ BUNDLED: dict[str, Bundled] = {
     "smollm2": Bundled("SmolLM2 135M Instruct, Q4_1 (default; bundled)", smollm2_path),
     "gemma3-270m": Bundled("Gemma 3 270M base, Q4_K_M (bundled; a second architecture)", gemma3_path),
 }
-
-
-def check_gguf(path: Path) -> None:
-    """Refuse a missing, unreadable or non-GGUF file before llama.cpp sees it."""
-    if not path.exists():
-        raise ModelError(f"The model file {path} does not exist; add it again with `assistant models add PATH`.")
-    if not path.is_file():
-        raise ModelError(f"{path} is not a file; give the path of a .gguf model file.")
-    try:
-        with path.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelError(f"The model file {path} cannot be read: {exc.strerror or exc}.") from exc
-    if magic != GGUF_MAGIC:
-        raise ModelError(f"{path} is not a GGUF model file (it may be corrupt or another format).")
 
 
 def resolve(store: Store, name: str, models_dir: Path) -> ModelSpec:

@@ -13,6 +13,7 @@ import pytest
 from storage.db import Store, open_store
 from storage.facts import list_facts
 from tests.test_cli_chat import ASSISTANT, chat_json, cli_env, ok, one_sentence_error, run_cli
+from tests.test_models_cli import EMPTY_GGUF
 
 Snapshot = list[tuple[int, str, list[tuple[str, str]]]]
 
@@ -117,7 +118,7 @@ def _register_fake_model(home: Path, tmp_path: Path, name: str, content: bytes) 
 
 def test_missing_model_file(store: Store, home: Path, tmp_path: Path) -> None:
     before = seed(store)
-    path = _register_fake_model(home, tmp_path, "gone", b"GGUF" + b"\0" * 64)
+    path = _register_fake_model(home, tmp_path, "gone", EMPTY_GGUF)
     path.unlink()
     line = one_sentence_error(run_cli("chat", "--model", "gone", "Hello?"), code=3)
     assert "does not exist" in line and str(path) in line
@@ -131,21 +132,28 @@ def test_unknown_model_name(store: Store, home: Path) -> None:
     assert_intact(home, before)
 
 
-@pytest.mark.parametrize("content", [b"GGUF" + os.urandom(2048), os.urandom(2048)], ids=["gguf-garbage", "random"])
+@pytest.mark.parametrize(
+    "content",
+    [b"GGUF" + os.urandom(2048), os.urandom(2048), EMPTY_GGUF + b"\1"],
+    ids=["gguf-garbage", "random", "gguf-unloadable"],
+)
 def test_corrupt_model_file(store: Store, home: Path, tmp_path: Path, content: bytes) -> None:
     before = seed(store)
-    path = _register_fake_model(home, tmp_path, "broken", b"GGUF" + b"\0" * 64)
+    path = _register_fake_model(home, tmp_path, "broken", EMPTY_GGUF)
     path.write_bytes(content)  # corrupted after it was added
     line = one_sentence_error(run_cli("chat", "--model", "broken", "Hello?"), code=3)
     assert str(path) in line
-    if content.startswith(b"GGUF"):
+    unloadable = content.startswith(EMPTY_GGUF)
+    if unloadable:  # a well-formed header that llama.cpp still refuses
         assert "could not be loaded" in line
+    elif content.startswith(b"GGUF"):
+        assert "damaged GGUF" in line or "truncated" in line
     else:
         assert "not a GGUF model file" in line
-        # `models add` refuses such a file outright.
-        assert "not a GGUF model file" in one_sentence_error(run_cli("models", "add", str(path)), code=3)
-    # The file is only found unloadable after the message was stored (kept, as with any failed reply).
-    assert_intact(home, before, new_allowed=content.startswith(b"GGUF"))
+    if not unloadable:  # `models add` refuses such a file outright.
+        assert str(path) in one_sentence_error(run_cli("models", "add", str(path)), code=3)
+    # Only a file llama.cpp itself refuses is found after the message was stored (kept, as with any failed reply).
+    assert_intact(home, before, new_allowed=unloadable)
 
 
 def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:

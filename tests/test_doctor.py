@@ -66,7 +66,7 @@ def test_readable_database_file_fails(store: Store, home: Path) -> None:
 
 def test_missing_active_model_fails(store: Store, home: Path, tmp_path: Path) -> None:
     path = tmp_path / "mine.gguf"
-    path.write_bytes(b"GGUF" + b"\0" * 64)
+    path.write_bytes(b"GGUF\x03" + b"\0" * 64)  # a well-formed, empty GGUF v3 header
     ok("models", "add", str(path), "--name", "mine")
     ok("models", "use", "mine")
     path.unlink()
@@ -79,7 +79,7 @@ def test_missing_active_model_fails(store: Store, home: Path, tmp_path: Path) ->
 
 def test_corrupt_model_and_database_fail(store: Store, home: Path, tmp_path: Path) -> None:
     path = tmp_path / "junk.gguf"
-    path.write_bytes(b"GGUF" + b"\0" * 64)
+    path.write_bytes(b"GGUF\x03" + b"\0" * 64)  # a well-formed, empty GGUF v3 header
     ok("models", "add", str(path), "--name", "junk")
     checks = report(1, ASSISTANT_MODEL="junk")  # valid magic, but llama.cpp cannot load it
     assert checks["active model"]["status"] == "fail" and "could not be loaded" in checks["active model"]["detail"]

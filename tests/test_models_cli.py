@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 import subprocess
 import tomllib
 from pathlib import Path
@@ -13,7 +14,11 @@ import pytest
 
 from assistant.config import SETTINGS_FILE
 from assistant.models import smollm2_path
+from assistant.runtime.gguf import check_gguf
 from tests.test_cli_chat import chat_json, ok, one_sentence_error, run_cli
+
+# A well-formed GGUF v3 header with no tensors and no metadata: `models add` takes it, llama.cpp cannot load it.
+EMPTY_GGUF = b"GGUF" + struct.pack("<IQQ", 3, 0, 0) + b"\0" * 40
 
 
 def listed(**env: Any) -> dict[str, dict[str, Any]]:
@@ -65,7 +70,7 @@ def test_add_use_chat_remove(home: Path, tmp_path: Path) -> None:
 
 def test_add_defaults_the_name_from_the_file(tmp_path: Path) -> None:
     path = tmp_path / "Qwen2.5 0.5B Instruct.gguf"
-    path.write_bytes(b"GGUF" + b"\0" * 64)
+    path.write_bytes(EMPTY_GGUF)
     ok("models", "add", str(path))
     assert listed()["Qwen2.5-0.5B-Instruct"]["path"] == str(path)
 
@@ -87,12 +92,44 @@ def test_refusals_leave_the_settings_alone(home: Path, tmp_path: Path) -> None:
 
 def test_use_checks_the_file_before_saving(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "soon-gone.gguf"
-    path.write_bytes(b"GGUF" + b"\0" * 64)
+    path.write_bytes(EMPTY_GGUF)
     ok("models", "add", str(path), "--name", "soon-gone")
     path.unlink()
     assert "does not exist" in one_sentence_error(run_cli("models", "use", "soon-gone"), code=3)
     assert saved_model(home) is None
     assert listed()["soon-gone"]["missing"]
+
+
+def test_the_bundled_files_header_accounts_for_every_byte(tmp_path: Path) -> None:
+    source = smollm2_path(tmp_path)
+    assert source is not None
+    header = check_gguf(source)
+    assert header is not None and header.version == 3 and len(header.tensors) > 100
+    assert header.metadata["general.architecture"] == "llama"
+    assert header.data_start % header.alignment == 0
+    assert header.data_end() == source.stat().st_size  # the last tensor ends exactly at the end of the file
+
+
+@pytest.mark.parametrize("head", [5_000_000, 600_000, 20], ids=["5MB-head", "inside-header", "inside-counts"])
+def test_add_refuses_a_truncated_gguf(home: Path, tmp_path: Path, head: int) -> None:
+    source = smollm2_path(tmp_path)
+    assert source is not None
+    truncated = tmp_path / "partial-download.gguf"
+    with source.open("rb") as fh:
+        truncated.write_bytes(fh.read(head))
+    line = one_sentence_error(run_cli("models", "add", str(truncated), "--name", "partial"), code=3)
+    assert str(truncated) in line and "truncated" in line
+    assert "partial" not in listed()
+
+
+def test_add_refuses_a_gguf_with_a_nonsense_header(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "garbage.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + bytes(range(256)) * 8)
+    line = one_sentence_error(run_cli("models", "add", str(path)), code=3)
+    assert str(path) in line and ("damaged" in line or "truncated" in line)
+    path.write_bytes(b"GGUF" + struct.pack("<I", 1) + b"\0" * 64)  # GGUF v1: 32-bit counts, not read by llama.cpp
+    assert "version 1" in one_sentence_error(run_cli("models", "add", str(path)), code=3)
+    assert set(listed()) == {"smollm2", "gemma3-270m"}
 
 
 def _unshare_works() -> bool:
