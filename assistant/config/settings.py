@@ -35,6 +35,21 @@ class Settings(BaseModel):
     temperature: float = Field(0.3, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one each reply.")
+    repeat_penalty: float = Field(
+        1.1,
+        ge=1.0,
+        le=2.0,
+        description="Penalty on tokens used in the last 64 (1.0: none); 1.1 stops most loops of the small models.",
+    )
+    frequency_penalty: float = Field(
+        0.0, ge=0.0, le=2.0, description="Penalty growing with how often a token was used in the last 64 (0: none)."
+    )
+    presence_penalty: float = Field(
+        0.0, ge=0.0, le=2.0, description="Penalty on any token used in the last 64, once (0: none)."
+    )
+    cut_loops: bool = Field(
+        True, description="Stop a reply that keeps repeating itself, with a note saying so (off: run to max_tokens)."
+    )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT)
     theme: Literal["dark", "light"] = "dark"
     memory: bool = Field(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
 
 
 @dataclass(slots=True)
@@ -14,7 +17,7 @@ class Chunk:
     text: str
     tokens: int = 1  # tokens this chunk stands for
     elapsed_s: float = 0.0  # since the request started (prompt processing included)
-    finish_reason: str | None = None  # "stop", "length" on the last chunk
+    finish_reason: str | None = None  # "stop", "length" or "loop" (cut: it was repeating itself) on the last chunk
 
 
 @dataclass(slots=True)
@@ -24,6 +27,25 @@ class GenerationParams:
     top_p: float = 0.9
     seed: int = -1
     stop: list[str] = field(default_factory=list)
+    # Repetition guards (see assistant.loops and docs/benchmarks.md for how the defaults were chosen).
+    repeat_penalty: float = 1.1
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    cut_loops: bool = True  # stop a reply that still loops, with finish_reason "loop"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenerationParams:
+        """The sampling settings of a chat turn."""
+        return cls(
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
+            repeat_penalty=settings.repeat_penalty,
+            frequency_penalty=settings.frequency_penalty,
+            presence_penalty=settings.presence_penalty,
+            cut_loops=settings.cut_loops,
+        )
 
 
 @runtime_checkable
