@@ -2,7 +2,9 @@
 
 Generation drives ``Llama.generate`` directly (token by token, with an incremental UTF-8 decoder) rather than
 ``create_completion``, which re-detokenizes the whole reply at every token: exact token counts and timings, and
-no per-token overhead beyond llama.cpp itself. The prompt is rendered with the GGUF's own chat template.
+no per-token overhead beyond llama.cpp itself. The prompt is rendered with the GGUF's own chat template; a GGUF
+without one is a base model and gets a question-and-answer document instead (``assistant.runtime.completion``).
+A repeat penalty guards against loops, and a reply that loops anyway is cut (``assistant.loops``).
 """
 
 from __future__ import annotations
@@ -17,23 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ModelError
+from assistant.loops import LoopDetector
 from assistant.models import check_gguf
 from assistant.runtime.base import Chunk, GenerationParams
+from assistant.runtime.completion import STOPS as COMPLETION_STOPS
+from assistant.runtime.completion import format_completion
 
-# Used when a GGUF carries no chat template of its own (Gemma 3 270M base ships none), with the markers at which
-# a model that keeps writing past its turn is cut off.
-CHATML = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-GEMMA = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
-    "{% set rest = messages[1:] %}{% else %}{% set first = '' %}{% set rest = messages %}{% endif %}"
-    "{% for message in rest %}<start_of_turn>{{ 'model' if message['role'] == 'assistant' else 'user' }}\n"
-    "{{ (first if loop.first else '') + message['content'] | trim }}<end_of_turn>\n{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
-FALLBACK_TEMPLATES = {"gemma3": GEMMA, "gemma2": GEMMA, "gemma": GEMMA}
+# Where a chat model that keeps writing past its turn is cut off.
 TURN_MARKERS = ["<|im_end|>", "<|im_start|>", "<end_of_turn>", "<start_of_turn>"]
 
 
@@ -103,14 +95,18 @@ class LlamaBackend:
         self._bos = bos
         self._bos_text = model.token_get_text(bos) if bos != -1 else ""
         self.architecture = self.llm.metadata.get("general.architecture", "unknown")
-        template = self.llm.metadata.get("tokenizer.chat_template") or FALLBACK_TEMPLATES.get(
-            self.architecture, CHATML
-        )
-        self._formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=model.token_get_text(eos) if eos != -1 else "",
-            bos_token=model.token_get_text(bos) if bos != -1 else "",
-            add_generation_prompt=True,
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        self.chat = bool(template)  # no chat template: a base model (Gemma 3 270M ships none)
+        self._stops = TURN_MARKERS if self.chat else [*TURN_MARKERS, *COMPLETION_STOPS]
+        self._formatter = (
+            Jinja2ChatFormatter(
+                template=template,
+                eos_token=model.token_get_text(eos) if eos != -1 else "",
+                bos_token=model.token_get_text(bos) if bos != -1 else "",
+                add_generation_prompt=True,
+            )
+            if template
+            else None
         )
 
     def count_tokens(self, text: str) -> int:
@@ -119,6 +115,8 @@ class LlamaBackend:
         return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=True))
 
     def format_chat(self, messages: list[dict[str, str]]) -> str:
+        if self._formatter is None:
+            return format_completion(messages)
         try:
             return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
         except Exception as exc:  # jinja raises on roles a template does not support
@@ -146,12 +144,22 @@ class LlamaBackend:
         llm.set_seed(params.seed if params.seed >= 0 else random.getrandbits(31))
         vocab = llm._model.vocab
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = [*TURN_MARKERS, *params.stop]
+        stops = [*self._stops, *params.stop]
+        loops = LoopDetector() if params.cut_loops else None
         held = ""  # text that may be the start of a stop marker
         pending = 0  # tokens not yet reported in a chunk
         produced = 0
         finish = "length"
-        generator = llm.generate(tokens, temp=params.temperature, top_p=params.top_p, top_k=40, min_p=0.05)
+        generator = llm.generate(
+            tokens,
+            temp=params.temperature,
+            top_p=params.top_p,
+            top_k=40,
+            min_p=0.05,
+            repeat_penalty=params.repeat_penalty,
+            frequency_penalty=params.frequency_penalty,
+            presence_penalty=params.presence_penalty,
+        )
         try:
             for token in generator:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -168,11 +176,14 @@ class LlamaBackend:
                 if text:
                     yield Chunk(text=text, tokens=pending, elapsed_s=time.perf_counter() - started)
                     pending = 0
+                    if loops is not None and loops.feed(text):
+                        finish = "loop"  # what it wrote stays; the turn adds a note that it was cut
+                        break
                 if produced >= max_tokens:
                     break
         finally:
             generator.close()
-        tail = held if finish == "stop" else held + decoder.decode(b"", final=True)
+        tail = held if finish in ("stop", "loop") else held + decoder.decode(b"", final=True)
         if produced == pending:
             tail = tail.lstrip()
         yield Chunk(text=tail, tokens=pending, elapsed_s=time.perf_counter() - started, finish_reason=finish)
