@@ -1,15 +1,17 @@
 """Context management: the system prompt plus as much recent history as fits the model's window.
 
-An over-long user message is trimmed (its start and end kept) with a notice for the user; the full text stays
-stored. A memory block (remembered facts, recalled snippets; already fitted to its own budget by
-``assistant.memory_prompt``) joins the system message, so history makes room for it. Nothing here can fail on
-size: the worst case is a prompt of the system message and a trimmed request.
+The prompt is laid out so that what a conversation has already read stays its prefix: the system message first
+(the system prompt and remembered facts), earlier turns next (each with the note of recalled snippets it was
+given), the new message last (after its own note). llama.cpp then reads only the new turn. An over-long user
+message is trimmed (its start and end kept) with a notice for the user; the full text stays stored. Nothing here
+can fail on size: the worst case is a prompt of the system message and a trimmed request.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from assistant.memory_prompt import with_note
 from assistant.runtime.base import Backend
 
 # Tokens reserved per message for the template's role markers when estimating (checked by a real render after).
@@ -26,7 +28,7 @@ class PromptPlan:
     history_dropped: int
     user_trimmed: bool
     notice: str | None
-    memory: str = ""  # the memory block placed in the system message ("" when none)
+    note: str = ""  # recalled snippets put before the new message ("" when none)
 
 
 def normalise(history: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -69,19 +71,22 @@ def plan_prompt(
     history: list[dict[str, str]],
     user_text: str,
     max_tokens: int,
-    memory: str = "",
+    note: str = "",
 ) -> PromptPlan:
-    """Fit system (+ memory) + history + the new message into the backend's context window."""
+    """Fit system + history + the new message (after its ``note``) into the backend's context window.
+
+    ``system`` already carries the facts; history messages carry their own notes (see ``memory_prompt``).
+    """
     n_ctx = backend.n_ctx
     budget = n_ctx - reply_reserve(n_ctx, max_tokens)
-    memory = memory.strip()
-    if memory:
-        system = f"{system.rstrip()}\n\n{memory}" if system.strip() else memory
+    note = note.strip()
+    user_text = user_text.strip()  # as history will hold it next turn (``normalise``), so the prefix matches
     system_msgs = [{"role": "system", "content": system}] if system.strip() else []
     notices: list[str] = []
 
     base_tokens = backend.count_tokens(backend.format_chat([*system_msgs, {"role": "user", "content": ""}]))
-    user_limit = max(16, budget - base_tokens)
+    note_tokens = backend.count_tokens(with_note(note, "")) if note else 0
+    user_limit = max(16, budget - base_tokens - note_tokens)
     user_trimmed = False
     user_tokens = backend.count_tokens(user_text)
     if user_tokens > user_limit:
@@ -92,6 +97,8 @@ def plan_prompt(
             "so only its start and end were sent; the full text is stored."
         )
         user_tokens = backend.count_tokens(user_text)
+    user_text = with_note(note, user_text)
+    user_tokens += note_tokens
 
     history = normalise(history)
     free = budget - base_tokens - user_tokens
@@ -134,5 +141,5 @@ def plan_prompt(
         history_dropped=dropped,
         user_trimmed=user_trimmed,
         notice=" ".join(notices) or None,
-        memory=memory,
+        note=note,
     )

@@ -4,30 +4,49 @@ The user's message is written before the model is even loaded, and the reply is 
 half second), so a stop, an error or a crash leaves an incomplete reply on disk, never a lost one.
 
 With memory on, the session also opens the semantic memory in a background thread as soon as it is created (the
-embedder's start-up overlaps the model's), puts remembered facts and the best snippets of earlier conversations
-into the system prompt, records which ones each reply was given, and has every stored message indexed in the
-background. A memory failure never costs a message or a reply: recall falls back to word matches, or to nothing,
-with one sentence in ``turn.notice``.
+embedder's start-up overlaps the model's), puts remembered facts into the system prompt and the best snippets of
+earlier conversations in a note before the new message, records which ones each reply was given, and has every
+stored message indexed in the background. A note once given stays in the conversation's history where it was
+(rebuilt from that record), so each turn's prompt extends the last one and llama.cpp reads only what is new. A
+memory failure never costs a message or a reply: recall falls back to word matches, or to nothing, with one
+sentence in ``turn.notice``.
+
+Besides sending a message, a turn can answer again: ``regenerate`` (a new reply to the same message),
+``edit_and_resend`` (a changed message replaces the old one and what followed it) and ``retry`` (after an error or
+a stop). What they replace stays stored, marked superseded, and leaves the conversation and its prompts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from assistant import redo as redo_for
 from assistant.config import Settings, data_dir, models_dir
 from assistant.context import PromptPlan, plan_prompt
 from assistant.errors import AssistantError, InputError
-from assistant.memory_prompt import MemoryBlock, build_memory_block, parse_remember, remember_confirmation
-from assistant.models import ModelSpec, resolve
-from assistant.runtime.base import Backend, Chunk, GenerationParams
-from assistant.turn import Turn
+from assistant.memory_prompt import (
+    MemoryBlock,
+    build_memory_block,
+    history_with_notes,
+    parse_remember,
+    remember_confirmation,
+)
+from assistant.models import resolve
+from assistant.reply_store import write_kept
+from assistant.runtime import Backend, Chunk, GenerationParams, Loader, load_backend
+from assistant.sensitive import keep_in_prompt, save_warning
+from assistant.turn import AfterReply, Turn, TurnResult, TurnSetup
 from assistant.turn import reason as _reason
 from storage.db import Store
 from storage.facts import MAX_FACT_CHARS, Fact, add_fact, list_facts
+from storage.paths import unsaved_dir
+from storage.records import Message
+from storage.revisions import recalled_for, supersede, superseded_among
 
 if TYPE_CHECKING:
     from storage.memory import Memory, Recall
@@ -49,7 +68,6 @@ def validate_message(text: str) -> str:
     return text
 
 
-BackendLoader = Callable[[ModelSpec, Settings], Backend]
 MemoryFactory = Callable[[Store, Path, Settings], "Memory"]
 
 
@@ -83,13 +101,6 @@ class CannedReply:
         pass
 
 
-def load_llama(spec: ModelSpec, settings: Settings) -> Backend:
-    from assistant.runtime.llama import LlamaBackend
-
-    assert spec.path is not None
-    return LlamaBackend(spec.path, name=spec.name, n_ctx=settings.context_size, threads=settings.effective_threads())
-
-
 class Session:
     """Chat turns against one store and one (lazily loaded) model."""
 
@@ -100,7 +111,7 @@ class Session:
         *,
         model: str | None = None,
         home: Path | None = None,
-        loader: BackendLoader = load_llama,
+        loader: Loader = load_backend,
         memory: Memory | None = None,
         memory_factory: MemoryFactory = open_memory,
         use_memory: bool | None = None,
@@ -110,6 +121,9 @@ class Session:
 
         ``use_memory`` overrides the ``memory`` setting; ``background_index=False`` leaves indexing to
         ``index_now()`` (the one-shot CLI indexes before it exits instead of racing a thread).
+
+        ``after_reply`` holds the steps run, in order, once a reply is stored (each receives the turn and its
+        result and may add to the result; one that fails becomes a notice). The checker attaches here.
         """
         self.store = store
         self.settings = settings
@@ -125,8 +139,14 @@ class Session:
         self._memory_factory = memory_factory
         self._background_index = background_index
         self._memory_thread: threading.Thread | None = None
+        self._catch_up_upto = 0  # without a background indexer: the newest message stored before memory started
+        self.indexing_behind = False  # the warm-up left older messages pending: index them before exiting
         self._memory_lock = threading.Lock()
         self._use_memory = settings.memory if use_memory is None else use_memory
+        self.after_reply: list[AfterReply] = [self._index_reply]
+        # Replies finished while another program held the database, kept to be written when it can be.
+        self.spool = unsaved_dir(self.home)
+        self._write_kept()
         if self._use_memory:
             self.start_memory()
 
@@ -182,6 +202,11 @@ class Session:
         with self._memory_lock:
             if self._memory_thread is not None:
                 return
+            if not self._background_index:
+                from storage.memory import newest_message_id
+
+                # Taken before this session stores anything: the warm-up catches up with earlier calls only.
+                self._catch_up_upto = newest_message_id(self.store)
             self._memory_thread = threading.Thread(target=self._warm_up, name="memory-warm-up", daemon=True)
             self._memory_thread.start()
 
@@ -192,9 +217,14 @@ class Session:
             if self._background_index:
                 self.memory.start_indexer()
                 self.memory.notify()  # messages stored while memory was off or the app was closed
-            embedder = getattr(self.memory, "embedder", None)
-            if embedder is not None and not getattr(embedder, "loaded", True):
-                embedder.load()
+                embedder = getattr(self.memory, "embedder", None)
+                if embedder is not None and not getattr(embedder, "loaded", True):
+                    embedder.load()
+            elif self._catch_up_upto:
+                # What earlier calls stored is indexed here, beside the model's load, before this call recalls:
+                # so no call holds its exit to index its own messages. With nothing stored before, there is
+                # nothing to recall, and neither the embedder nor the index is loaded at all.
+                self.indexing_behind = not self.memory.catch_up(self._catch_up_upto)
         except Exception as exc:  # the chat goes on without (semantic) memory; the next turn says why
             self.memory_error = _reason(exc)
 
@@ -219,6 +249,28 @@ class Session:
             except Exception:  # indexing is retried from the durable queue; a chat turn must not fail for it
                 pass
 
+    def _index_reply(self, turn: Turn, result: TurnResult) -> None:
+        """After-reply step: hand the stored reply to the background indexer."""
+        self._notify_memory()
+
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """While a reply streams, the embedder must not take the model's cores: the background indexer waits."""
+        memory = self.memory
+        if memory is not None:
+            memory.pause_indexing()
+        try:
+            yield
+        finally:
+            if memory is not None:
+                memory.resume_indexing()
+
+    def _write_kept(self) -> None:
+        try:
+            write_kept(self.store, self.spool)
+        except Exception:  # a kept reply waits for the next start; it never stops this one
+            pass
+
     def _close_memory(self) -> None:
         thread = self._memory_thread
         if thread is not None:
@@ -235,9 +287,10 @@ class Session:
             memory.close()
 
     def recall(
-        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int
+        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int, seen: frozenset[int] = frozenset()
     ) -> tuple[MemoryBlock, str | None]:
-        """The memory block for a message (facts and recalled snippets that fit) and at most one notice."""
+        """The memory for a message (facts, and recalled snippets not ``seen`` earlier in the conversation) and at
+        most one notice."""
         if not self._use_memory:
             return MemoryBlock(), None
         notice: str | None = None
@@ -270,8 +323,17 @@ class Session:
                         f"Memory is unavailable ({_reason(exc)}); earlier conversations were not recalled. "
                         "`assistant memory reindex` rebuilds the index."
                     )
+        if recalls:
+            try:  # a regenerated or edited message is no longer part of its conversation: not recalled either
+                gone = superseded_among(self.store, [r.message_id for r in recalls])
+                recalls = [r for r in recalls if r.message_id not in gone]
+            except AssistantError:
+                pass
+        # A secret ("my wifi password is hunter2") goes in only when the message is about it: models repeat prompts.
+        facts = [f for f in facts if keep_in_prompt(f.text, text)]
+        recalls = [r for r in recalls if keep_in_prompt(r.text, text)]
         budget = self.settings.memory_budget(n_ctx)
-        block = build_memory_block(counter, facts, recalls, budget)
+        block = build_memory_block(counter, facts, recalls, budget, seen=seen)
         return block, notice
 
     def _relevant(self, query: str, hits: list[Recall]) -> list[Recall]:
@@ -287,23 +349,70 @@ class Session:
 
     # -- turns ----------------------------------------------------------------------------------------------
 
+    def generation_params(self) -> GenerationParams:
+        settings = self.settings
+        return GenerationParams(
+            max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
+        )
+
+    def _setup(self) -> TurnSetup:
+        return TurnSetup(
+            store=self.store,
+            params=self.generation_params(),
+            after_reply=tuple(self.after_reply),
+            quiet=self._quiet,
+            spool=self.spool,
+        )
+
     def start_turn(self, text: str, conversation_id: int | None = None) -> Turn:
         """Store the user's message (first, always), then load the model and plan the prompt."""
         text = validate_message(text)
+        self._check_remember(text)
+        if conversation_id is None:
+            conversation_id = self.store.create_conversation(model=self.model_name)
+        else:
+            self.store.get_conversation(conversation_id)
+        return self._send(conversation_id, text, self.store.messages(conversation_id))
+
+    def regenerate(self, reply_message_id: int) -> Turn:
+        """A new reply to the message that ``reply_message_id`` answered; the old reply (and anything after it)
+        stays stored, superseded by the new one once it starts."""
+        redo = redo_for.regenerate(self.store, reply_message_id)
+        return self._reply(redo.conversation_id, redo.user.id, redo.user.content, redo.history, [], redo.replaces)
+
+    def edit_and_resend(self, user_message_id: int, text: str) -> Turn:
+        """Replace one of the user's messages (and everything after it) with ``text``, stored anew, and answer it."""
+        text = validate_message(text)
+        redo = redo_for.edit(self.store, user_message_id)
+        self._check_remember(text)
+        return self._send(redo.conversation_id, text, redo.history, redo.replaces)
+
+    def retry(self, conversation_id: int) -> Turn:
+        """A reply to the conversation's last message of the user that has no complete reply (after an error or a
+        stop); a failed or partial reply is superseded by the new one."""
+        redo = redo_for.retry(self.store, conversation_id)
+        return self._reply(conversation_id, redo.user.id, redo.user.content, redo.history, [], redo.replaces)
+
+    @staticmethod
+    def _check_remember(text: str) -> None:
         remember = parse_remember(text)
         if remember is not None and remember.command:
             if not remember.fact:
                 raise InputError("Nothing to remember: write the fact after /remember (`/remember I am vegetarian`).")
             if len(" ".join(remember.fact.split())) > MAX_FACT_CHARS:
                 raise InputError(f"A fact can be at most {MAX_FACT_CHARS:,} characters; shorten it and try again.")
-        if conversation_id is None:
-            conversation_id = self.store.create_conversation(model=self.model_name)
-        else:
-            self.store.get_conversation(conversation_id)
-        history = [{"role": m.role, "content": m.content} for m in self.store.messages(conversation_id)]
+
+    def _send(
+        self, conversation_id: int, text: str, history: list[Message], replaces: Sequence[int] = ()
+    ) -> Turn:
+        """Store a new message of the user (replacing ``replaces``), then answer it."""
         user_message_id = self.store.add_message(conversation_id, "user", text)
+        if replaces:
+            supersede(self.store, replaces, user_message_id)
         self._notify_memory()
+        self._write_kept()  # the database is writable again: replies kept while it was locked go in now
         notices: list[str] = []
+        remember = parse_remember(text)
         if remember is not None and remember.fact:
             try:
                 fact_id = add_fact(self.store, remember.fact, source_message_id=user_message_id)
@@ -312,20 +421,51 @@ class Session:
                     raise
                 notices.append(f"That could not be remembered: {exc}")
             else:
+                warning = save_warning(remember.fact, fact_id)
                 if remember.command:
                     # Answered without the model: nothing to generate, so nothing to wait for.
                     reply = remember_confirmation(" ".join(remember.fact.split()), fact_id, self._use_memory)
                     plan = PromptPlan("", 0, [], 0, 0, False, None)
-                    return Turn(self, CannedReply(reply), conversation_id, user_message_id, plan)  # type: ignore[arg-type]
+                    turn = Turn(self._setup(), CannedReply(reply), conversation_id, user_message_id, plan)
+                    turn.notice = warning
+                    return turn
+                if warning:
+                    notices.append(warning)
+        return self._reply(conversation_id, user_message_id, text, history, notices)
+
+    def _history(
+        self, messages: list[Message], counter: Any, n_ctx: int
+    ) -> tuple[list[dict[str, str]], frozenset[int]]:
+        """Earlier turns as the model read them, notes included (with memory on), and the ids those notes hold."""
+        if not self._use_memory:
+            return [{"role": m.role, "content": m.content} for m in messages], frozenset()
+        try:
+            notes = recalled_for(self.store, [m.id for m in messages if m.role == "assistant"])
+        except AssistantError:
+            notes = {}
+        return history_with_notes(messages, notes, counter, self.settings.memory_budget(n_ctx))
+
+    def _reply(
+        self,
+        conversation_id: int,
+        user_message_id: int,
+        text: str,
+        history: list[Message],
+        notices: list[str],
+        replaces: Sequence[int] = (),
+    ) -> Turn:
+        """Plan the prompt for a stored message of the user and return the turn that will answer it."""
         backend = self.load()
-        block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx)
-        plan = plan_prompt(
-            backend, self.settings.system_prompt, history, text, self.settings.max_tokens, memory=block.text
-        )
+        past, seen = self._history(history, backend, backend.n_ctx)
+        block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx, seen)
+        system = self.settings.system_prompt
+        if block.facts_text:
+            system = f"{system.rstrip()}\n\n{block.facts_text}" if system.strip() else block.facts_text
+        plan = plan_prompt(backend, system, past, text, self.settings.max_tokens, note=block.note)
         if plan.user_trimmed:
             self.store.update_message(user_message_id, context_trimmed=1)
-        turn = Turn(self, backend, conversation_id, user_message_id, plan)
-        turn.memories = list(block.recalls)  # type: ignore[arg-type]
+        turn = Turn(self._setup(), backend, conversation_id, user_message_id, plan, replaces=replaces)
+        turn.memories = list(block.recalls)
         turn.facts = list(block.facts)
         turn.notice = " ".join(n for n in (plan.notice, *notices, memory_notice) if n) or None
         return turn

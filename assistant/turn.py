@@ -1,27 +1,34 @@
 """A reply in progress: stream it from the backend, store it while it streams, finalise it with its figures.
 
 The reply is written every half second while it streams, so a stop (Esc, a closed pipe, Ctrl-C), an error or a
-crash leaves an incomplete reply on disk, never a lost one.
+crash leaves an incomplete reply on disk, never a lost one; another program holding the database only delays the
+writes (``assistant.reply_store``). Once the reply is stored, the after-reply steps run in order (indexing for
+memory today, the checker next); each may add to the result, and a step that fails becomes a notice.
+
+A ``Turn`` is given everything it needs (the store, the generation parameters, the steps) and knows nothing of
+the session that made it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.context import PromptPlan
-from assistant.errors import AssistantError, ModelError
+from assistant.errors import AssistantError, ModelError, StorageError
+from assistant.loops import NOTICE as LOOP_NOTICE
+from assistant.reply_store import Blocked, ReplyWriter, cause_of
 from assistant.runtime.base import Backend, Chunk, GenerationParams
+from storage.db import Store
 from storage.facts import Fact, RecallRecord, record_recalls
 
 if TYPE_CHECKING:
-    from assistant.session import Session
     from storage.memory import Recall
-
-SAVE_EVERY_S = 0.5
 
 
 @dataclass(slots=True)
@@ -39,9 +46,28 @@ class TurnResult:
     notice: str | None
     memories: list[dict[str, Any]] = field(default_factory=list)  # recalled snippets the reply was given
     facts: list[dict[str, Any]] = field(default_factory=list)  # remembered facts the reply was given
+    saved: bool = True  # False: the database could not be written; the reply was kept to be written later
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def add_notice(self, text: str) -> None:
+        self.notice = f"{self.notice} {text}" if self.notice else text
+
+
+AfterReply = Callable[["Turn", TurnResult], None]
+"""A step run once a reply is stored: it receives the finished turn and may add to its result."""
+
+
+@dataclass(slots=True)
+class TurnSetup:
+    """What a turn needs from the session that starts it."""
+
+    store: Store
+    params: GenerationParams
+    after_reply: Sequence[AfterReply] = ()
+    quiet: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext  # held while the reply streams
+    spool: Path | None = None  # where a reply that cannot be written is kept (see reply_store)
 
 
 def reason(exc: BaseException) -> str:
@@ -56,18 +82,31 @@ class Turn:
     """A reply in progress. Iterate ``stream()``; stop with the event or by closing the iterator."""
 
     def __init__(
-        self, session: Session, backend: Backend, conversation_id: int, user_message_id: int, plan: PromptPlan
+        self,
+        setup: TurnSetup,
+        backend: Backend,
+        conversation_id: int,
+        user_message_id: int,
+        plan: PromptPlan,
+        *,
+        replaces: Sequence[int] = (),
     ) -> None:
-        self.session = session
+        self.setup = setup
         self.backend = backend
         self.conversation_id = conversation_id
         self.user_message_id = user_message_id
         self.plan = plan
+        self.replaces = list(replaces)  # messages this reply supersedes (regenerate, retry), marked once it exists
         self.notice = plan.notice
         self.message_id: int | None = None
         self.result: TurnResult | None = None
-        self.memories: list[Recall] = []  # recalled snippets of earlier conversations in this prompt
+        self.memories: list[Recall] = []  # recalled snippets of earlier conversations new in this prompt
         self.facts: list[Fact] = []  # remembered facts in this prompt
+        self.on_save_blocked: Blocked | None = None  # called when the final write meets a lock (tests use it)
+        self._unsaved = ""  # the sentence for a reply that could not be written
+
+    def _add_notice(self, text: str) -> None:
+        self.notice = f"{self.notice} {text}" if self.notice else text
 
     def _record_recalls(self) -> None:
         assert self.message_id is not None
@@ -77,13 +116,23 @@ class Turn:
             for rank, r in enumerate(self.memories, start=len(records))
         ]
         try:
-            record_recalls(self.session.store, self.message_id, records)
+            record_recalls(self.setup.store, self.message_id, records)
         except Exception as exc:  # bookkeeping only: the reply goes on
-            extra = f"Which memories this reply used could not be recorded ({reason(exc)})."
-            self.notice = f"{self.notice} {extra}" if self.notice else extra
+            self._add_notice(f"Which memories this reply used could not be recorded ({reason(exc)}).")
+
+    def _supersede(self) -> None:
+        if not self.replaces:
+            return
+        from storage.revisions import supersede
+
+        assert self.message_id is not None
+        try:
+            supersede(self.setup.store, self.replaces, self.message_id)
+        except StorageError as exc:  # the new reply still counts; the old one stays visible beside it
+            self._add_notice(f"The earlier reply could not be marked as replaced ({reason(exc)}).")
 
     def stream(self, stop: threading.Event | None = None) -> Iterator[Chunk]:
-        store, settings = self.session.store, self.session.settings
+        store, params = self.setup.store, self.setup.params
         self.message_id = store.add_message(
             self.conversation_id,
             "assistant",
@@ -93,73 +142,93 @@ class Turn:
             prompt_tokens=self.plan.prompt_tokens,
             context_trimmed=int(self.plan.history_dropped > 0 or self.plan.user_trimmed),
         )
+        self._supersede()
         self._record_recalls()
-        params = GenerationParams(
-            max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
-        )
+        writer = ReplyWriter(store, self.setup.spool, self.on_save_blocked)
         parts: list[str] = []
         tokens = 0
         first_s: float | None = None
         last_s = 0.0
         finish = "cancelled"
         error: str | None = None
-        last_save = time.monotonic()
-        # The embedder must not take the model's cores: the background indexer waits while the reply streams.
-        memory = self.session.memory
-        if memory is not None:
-            memory.pause_indexing()
-        source = self.backend.stream(self.plan.prompt, params)
-        try:
-            for chunk in source:
-                if stop is not None and stop.is_set():
-                    break
-                if chunk.text and first_s is None:
-                    first_s = chunk.elapsed_s
-                parts.append(chunk.text)
-                tokens += chunk.tokens
-                last_s = chunk.elapsed_s
-                if chunk.finish_reason:
-                    finish = chunk.finish_reason
-                if time.monotonic() - last_save >= SAVE_EVERY_S:
-                    store.update_message(self.message_id, content="".join(parts), completion_tokens=tokens)
-                    last_save = time.monotonic()
-                yield chunk
-                if stop is not None and stop.is_set():
-                    break
-        except AssistantError as exc:
-            finish, error = "error", str(exc)
-            raise
-        except Exception as exc:
-            finish, error = "error", f"{type(exc).__name__}: {exc}"
-            raise ModelError(f"The model failed while replying ({error}); the partial reply was kept.") from exc
-        finally:
-            close = getattr(source, "close", None)
-            if close:
-                close()
-            if memory is not None:
-                memory.resume_indexing()
-            self._finish("".join(parts), tokens, first_s, last_s, finish, error)
+        ended = False  # the stream ran to its end (not closed early, no error)
+        with self.setup.quiet():  # the embedder must not take the model's cores while the reply streams
+            source = self.backend.stream(self.plan.prompt, params)
+            try:
+                for chunk in source:
+                    if stop is not None and stop.is_set():
+                        break
+                    if chunk.text and first_s is None:
+                        first_s = chunk.elapsed_s
+                    parts.append(chunk.text)
+                    tokens += chunk.tokens
+                    last_s = chunk.elapsed_s
+                    if chunk.finish_reason:
+                        finish = chunk.finish_reason
+                    writer.save_partial(self.message_id, "".join(parts), tokens)
+                    yield chunk
+                    if stop is not None and stop.is_set():
+                        break
+                ended = True
+            except AssistantError as exc:
+                finish, error = "error", str(exc)
+                raise
+            except Exception as exc:
+                finish, error = "error", f"{type(exc).__name__}: {exc}"
+                raise ModelError(f"The model failed while replying ({error}); the partial reply was kept.") from exc
+            finally:
+                close = getattr(source, "close", None)
+                if close:
+                    close()
+                self._finish(writer, "".join(parts), tokens, first_s, last_s, finish, error)
+        if ended and self.result is not None and not self.result.saved:
+            raise StorageError(self._unsaved)
+
+    @staticmethod
+    def _unsaved_sentence(writer: ReplyWriter, failure: StorageError) -> str:
+        cause = cause_of(failure)
+        if writer.kept is None:
+            return f"The reply could not be saved because {cause}, and no copy could be kept; copy it from above."
+        return (
+            f"The reply could not be saved because {cause}; a copy was kept in {writer.kept} and will be stored "
+            "the next time the assistant starts."
+        )
 
     def _finish(
-        self, reply: str, tokens: int, first_s: float | None, last_s: float, finish: str, error: str | None
+        self,
+        writer: ReplyWriter,
+        reply: str,
+        tokens: int,
+        first_s: float | None,
+        last_s: float,
+        finish: str,
+        error: str | None,
     ) -> None:
         ttft_ms = round(first_s * 1000, 1) if first_s is not None else None
         decode_s = last_s - first_s if first_s is not None else 0.0
         tps = round((tokens - 1) / decode_s, 2) if tokens > 1 and decode_s > 0 else None
-        complete = finish in ("stop", "length")
+        complete = finish in ("stop", "length", "loop")
+        if finish == "loop":
+            self._add_notice(LOOP_NOTICE)
         assert self.message_id is not None
-        self.session.store.update_message(
+        failure = writer.save_final(
             self.message_id,
-            content=reply,
-            completion_tokens=tokens,
-            ttft_ms=ttft_ms,
-            tokens_per_s=tps,
-            duration_ms=round(last_s * 1000, 1),
-            finish_reason=finish,
-            complete=int(complete),
-            error=error,
+            {
+                "content": reply,
+                "completion_tokens": tokens,
+                "ttft_ms": ttft_ms,
+                "tokens_per_s": tps,
+                "duration_ms": round(last_s * 1000, 1),
+                "finish_reason": finish,
+                "complete": int(complete),
+                "error": error,
+            },
         )
-        self.result = TurnResult(
+        self._unsaved = ""
+        if failure is not None:
+            self._unsaved = self._unsaved_sentence(writer, failure)
+            self._add_notice(self._unsaved)
+        self.result = result = TurnResult(
             conversation_id=self.conversation_id,
             message_id=self.message_id,
             user_message_id=self.user_message_id,
@@ -176,5 +245,12 @@ class Turn:
                 for r in self.memories
             ],
             facts=[{"id": f.id, "text": f.text} for f in self.facts],
+            saved=failure is None,
         )
-        self.session._notify_memory()
+        for step in self.setup.after_reply:
+            try:
+                step(self, result)
+            except Exception as exc:  # a step never costs the reply
+                name = getattr(step, "__name__", type(step).__name__)
+                result.add_notice(f"An after-reply step ({name}) failed: {reason(exc)}.")
+        self.notice = result.notice

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # A request that makes the small model write until max_tokens, so decode speed is measurable.
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle. Describe every day in detail."
@@ -86,6 +87,18 @@ def model_path(home: Path) -> Path:
         spec = resolve(store, MODEL, home / "models")
     assert spec.path is not None
     return spec.path
+
+
+def load_model(home: Path, n_ctx: int = 512, threads: int = 1) -> Any:
+    """The bundled default model, loaded the way the assistant loads any model (``runtime.load_backend``)."""
+    from assistant.config import Settings
+    from assistant.models import resolve
+    from assistant.runtime import load_backend
+    from storage.db import open_store
+
+    with open_store(home) as store:
+        spec = resolve(store, MODEL, home / "models")
+    return load_backend(spec, Settings(threads=threads), n_ctx=n_ctx)
 
 
 def child_env(home: Path, **settings: object) -> dict[str, str]:

@@ -28,6 +28,7 @@ from bench import (
     Row,
     child_env,
     load_average,
+    load_model,
     log,
     median,
     model_path,
@@ -385,9 +386,7 @@ def thread_study(reps: int = 3, max_tokens: int = 48, decode_deadline_s: float =
         # "1+2b": one thread to decode, two to read the prompt (compute-bound, a short burst).
         configs = {"1": (1, 1), "2": (2, 2), "1+2b": (1, 2)}
         llms = {t: load_raw(path, settings.context_size, *c) for t, c in configs.items()}
-        from assistant.runtime.llama import LlamaBackend
-
-        backend = LlamaBackend(path, name="smollm2", n_ctx=512, threads=1)
+        backend = load_model(home)
         text = backend.format_chat(
             [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": PROMPT}]
         )

@@ -13,7 +13,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import PROMPT, SEED, Row, child_env, load_average, log, median, model_path, spread, temp_home, venv_bin
+from bench import (
+    PROMPT,
+    SEED,
+    Row,
+    child_env,
+    load_average,
+    load_model,
+    log,
+    median,
+    model_path,
+    spread,
+    temp_home,
+    venv_bin,
+)
 
 TARGET_MB = 500
 
@@ -57,13 +70,11 @@ def peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def run(reps: int = 3, max_tokens: int = 192) -> dict[str, Any]:
     from assistant.config import Settings
-    from assistant.runtime.llama import LlamaBackend
-
     settings = Settings()
     threads = settings.effective_threads()
     with temp_home() as home:
         path = model_path(home)
-        backend = LlamaBackend(path, name="smollm2", n_ctx=512, threads=1)
+        backend = load_model(home)
         prompt = backend.format_chat(
             [{"role": "system", "content": settings.system_prompt}, {"role": "user", "content": PROMPT}]
         )

@@ -213,6 +213,7 @@ class Store:
                     ],
                 )
                 conversation_id = int(cursor.lastrowid or 0)
+                new_ids: dict[Any, int] = {}  # exported id -> stored id, to link superseded messages again
                 for message in conversation["messages"]:
                     record = {"conversation_id": conversation_id, "role": message["role"]}
                     record.update({k: v for k, v in message.items() if k in MESSAGE_FIELDS})
@@ -220,12 +221,20 @@ class Store:
                     marks = ", ".join("?" for _ in record)
                     sql = f"INSERT INTO messages ({columns}) VALUES ({marks})"
                     message_id = db.execute(sql, list(record.values())).lastrowid
+                    if message.get("id") is not None:
+                        new_ids[message["id"]] = int(message_id or 0)
                     rating, better = message.get("rating"), message.get("better_answer")
                     if rating is not None or better:
                         db.execute(
                             "INSERT INTO feedback (message_id, rating, better_answer, created_at, "
                             "updated_at) VALUES (?, ?, ?, ?, ?)",
                             [message_id, rating, better or None, stamp, stamp],
+                        )
+                for message in conversation["messages"]:
+                    replaced_by = new_ids.get(message.get("superseded_by"))
+                    if replaced_by and message.get("id") in new_ids:
+                        db.execute(
+                            "UPDATE messages SET superseded_by = ? WHERE id = ?", [replaced_by, new_ids[message["id"]]]
                         )
                 ids.append(conversation_id)
                 if on_progress:
@@ -279,8 +288,10 @@ class Store:
             raise NotFoundError(f"There is no message {message_id}.")
         return rows[0]
 
-    def messages(self, conversation_id: int) -> list[Message]:
-        return self._message_rows("WHERE m.conversation_id = ? ORDER BY m.id", [conversation_id])
+    def messages(self, conversation_id: int, include_superseded: bool = False) -> list[Message]:
+        """The conversation's messages in order; superseded ones (regenerated, edited, retried) only if asked."""
+        current = "" if include_superseded else " AND m.superseded_by IS NULL"
+        return self._message_rows(f"WHERE m.conversation_id = ?{current} ORDER BY m.id", [conversation_id])
 
     def _message_rows(self, tail: str, params: list[Any]) -> list[Message]:
         sql = (

@@ -136,3 +136,12 @@ def m002_memory(db: sqlite_utils.Database) -> None:
             INSERT OR IGNORE INTO vector_tombstones (message_id) VALUES (old.id);
         END"""
     )
+
+
+@migration
+def m003_superseded(db: sqlite_utils.Database) -> None:
+    # A regenerated reply, an edited message and what followed it, or a failed reply that was retried stay stored
+    # (the learning job reads a regenerated pair as a preference) but leave the conversation: superseded_by points
+    # at the message that replaced them. Deleting that message brings them back.
+    db.execute("ALTER TABLE messages ADD COLUMN superseded_by INTEGER REFERENCES messages(id) ON DELETE SET NULL")
+    db.execute("CREATE INDEX messages_superseded_by ON messages(superseded_by)")

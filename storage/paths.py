@@ -65,6 +65,11 @@ def adapters_dir(home: Path | None = None) -> Path:
     return (home or data_dir()) / "adapters"
 
 
+def unsaved_dir(home: Path | None = None) -> Path:
+    """Replies finished while another program held the database, kept here until they can be stored."""
+    return (home or data_dir()) / "unsaved"
+
+
 def embedder_cache_dir() -> Path:
     """Where the embedder's one-time ONNX export is kept (shared by every data dir)."""
     return cache_dir() / "models"

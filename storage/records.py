@@ -41,6 +41,7 @@ class Message:
     context_trimmed: bool = False
     rating: int | None = None
     better_answer: str | None = None
+    superseded_by: int | None = None  # the message that replaced this one (regenerate, edit, retry)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Message:

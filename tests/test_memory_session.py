@@ -14,7 +14,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.errors import InputError
-from assistant.memory_prompt import build_memory_block, day_of, parse_remember
+from assistant.memory_prompt import RECALL_HEADER, build_memory_block, day_of, parse_remember
 from assistant.session import Session
 from storage.db import Store
 from storage.facts import add_fact, list_facts, recalls_for
@@ -106,16 +106,19 @@ def session(store: Store, settings: Settings, home: Path, fake_backend: FakeBack
 # -- recall --------------------------------------------------------------------------------------------------
 
 
-def test_an_earlier_conversation_is_recalled_into_the_system_prompt_with_its_date(
+def test_an_earlier_conversation_is_recalled_in_a_note_before_the_message_with_its_date(
     session: Session, store: Store, memory: FakeMemory, fake_backend: FakeBackend
 ) -> None:
     hit = earlier(store, "My cat is called Miso.")
     memory.hits = [hit]
     turn = session.start_turn("What is my cat called?")
-    system = turn.plan.messages[0]
-    assert system["role"] == "system"
-    assert f"[{day_of(hit.created_at)}] You said: My cat is called Miso." in system["content"]
-    assert "My cat is called Miso." in turn.plan.prompt
+    system, asked = turn.plan.messages[0], turn.plan.messages[-1]
+    assert system["role"] == "system" and "Miso" not in system["content"]  # the system prompt stays the same
+    assert asked["role"] == "user"
+    note, question = asked["content"].split("\n\n")
+    assert note.startswith(RECALL_HEADER)
+    assert f"[{day_of(hit.created_at)}] You said: My cat is called Miso." in note
+    assert question == "What is my cat called?"
     assert turn.memories == [hit]
     run(turn)
     assert fake_backend.prompts[0] == turn.plan.prompt
@@ -156,11 +159,12 @@ def test_many_long_memories_stay_within_the_budget(
     turn = session.start_turn("Tell me everything.")
     budget = session.settings.memory_budget(fake_backend.n_ctx)
     assert budget == fake_backend.n_ctx // 5  # 512-token window: the fifth wins over the 400-token setting
-    assert 0 < fake_backend.count_tokens(turn.plan.memory) <= budget
+    memory_text = turn.plan.messages[0]["content"].split("\n\n", 1)[1] + "\n" + turn.plan.note
+    assert 0 < fake_backend.count_tokens(memory_text) <= budget
     assert turn.facts and turn.memories  # both kinds got some room
     assert len(turn.facts) < 20
     # Long snippets are clipped, not dropped, and the prompt still fits the window.
-    assert "…" in turn.plan.memory
+    assert "…" in turn.plan.note
     assert turn.plan.prompt_tokens <= fake_backend.n_ctx
 
 
@@ -349,7 +353,7 @@ def test_real_memory_recalls_an_earlier_conversation_with_its_date_and_not_the_c
     )
     session = Session(store, settings, home=home, loader=lambda s, st: fake_backend, background_index=False)
     try:
-        assert session.index_now() == 1
+        session.index_now()  # the earlier message (the memory's warm-up may have indexed it already)
         current = session.start_turn("The weather in Oslo is grey today.")
         run(current)
         session.index_now()

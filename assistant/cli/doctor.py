@@ -192,7 +192,7 @@ class _RegisteredModels:
 def check_model(ctx: Context) -> Check:
     from assistant.cli.models import human_size, needs_assembly
     from assistant.models import resolve
-    from assistant.runtime.llama import LlamaBackend
+    from assistant.runtime import load_backend
 
     settings = ctx.settings or Settings.model_validate({})
     name, models_path = settings.model, models_dir(ctx.home)
@@ -207,9 +207,9 @@ def check_model(ctx: Context) -> Check:
         spec = resolve(_RegisteredModels(ctx.home / DB_FILE), name, models_path)  # type: ignore[arg-type]
         assert spec.path is not None
         started = time.perf_counter()
-        backend = LlamaBackend(spec.path, name=name, n_ctx=512, threads=settings.effective_threads())
+        backend = load_backend(spec, settings, n_ctx=512)
         seconds = time.perf_counter() - started
-        architecture = backend.architecture
+        architecture = getattr(backend, "architecture", spec.format)
         backend.close()
     except (AssistantError, sqlite3.Error) as exc:
         return Check(

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ModelError
 from assistant.loops import LoopDetector
@@ -24,6 +24,10 @@ from assistant.models import check_gguf
 from assistant.runtime.base import Chunk, GenerationParams
 from assistant.runtime.completion import STOPS as COMPLETION_STOPS
 from assistant.runtime.completion import format_completion
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from assistant.models import ModelSpec
 
 # Where a chat model that keeps writing past its turn is cut off.
 TURN_MARKERS = ["<|im_end|>", "<|im_start|>", "<end_of_turn>", "<start_of_turn>"]
@@ -67,8 +71,19 @@ def _quiet_stderr() -> Iterator[None]:
 class LlamaBackend:
     """A GGUF model loaded through llama-cpp-python."""
 
-    def __init__(self, path: Path, *, name: str, n_ctx: int = 4096, threads: int = 1, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str,
+        n_ctx: int = 4096,
+        threads: int = 1,
+        adapter: Path | None = None,
+        verbose: bool = False,
+    ) -> None:
         check_gguf(path)
+        if adapter is not None:
+            check_gguf(adapter)  # llama.cpp does not notice a missing or broken LoRA file: its first decode crashes
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -81,6 +96,7 @@ class LlamaBackend:
                     n_ctx=n_ctx,
                     n_threads=threads,
                     n_threads_batch=threads,
+                    lora_path=str(adapter) if adapter is not None else None,
                     verbose=verbose,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -193,3 +209,9 @@ class LlamaBackend:
         if llm is not None:
             llm.close()
             self.llm = None  # type: ignore[assignment]
+
+
+def load(spec: ModelSpec, settings: Settings, adapter: Path | None, n_ctx: int) -> LlamaBackend:
+    """The runtime registry's entry point for GGUF models."""
+    assert spec.path is not None
+    return LlamaBackend(spec.path, name=spec.name, n_ctx=n_ctx, threads=settings.effective_threads(), adapter=adapter)

@@ -38,7 +38,7 @@ def export_data(store: Store, conversation_id: int | None = None) -> dict[str, A
                 "updated_at": conversation.updated_at,
                 "model": conversation.model,
                 "source": conversation.source,
-                "messages": [message_record(m) for m in store.messages(conversation.id)],
+                "messages": [message_record(m) for m in store.messages(conversation.id, include_superseded=True)],
             }
         )
     return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "exported_at": now(), "conversations": conversations}

@@ -69,6 +69,11 @@ def _own_message(value: Any, where: str) -> dict[str, Any]:
         raise Invalid(f"{where}: only replies of the assistant can be rated")
     record["rating"] = rating
     record["better_answer"] = text(msg.get("better_answer"), where, "better_answer", optional=True)
+    # The exported ids only link a superseded message (regenerated, edited, retried) to its replacement.
+    for name in ("id", "superseded_by"):
+        value = msg.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            record[name] = value
     return record
 
 
