@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -138,10 +139,112 @@ def m002_memory(db: sqlite_utils.Database) -> None:
     )
 
 
+# Tables whose ids other records (the forgotten list, the learning job's selections) point at: an id must never
+# be given to a new row once its row is deleted, or "forget message 7" would also forget the next message 7.
+NEVER_REUSED = ("conversations", "messages", "feedback", "facts")
+
+
+def _with_autoincrement(create_sql: str, table: str, new_name: str) -> str | None:
+    """The table's CREATE statement for its copy under ``new_name``, its id AUTOINCREMENT; None if it already is."""
+    if re.search(r"\bAUTOINCREMENT\b", create_sql, re.IGNORECASE):
+        return None
+    sql, swapped = re.subn(
+        r"\bid\s+INTEGER\s+PRIMARY\s+KEY\b",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        create_sql,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if not swapped:
+        raise RuntimeError(f"table {table} has no 'id INTEGER PRIMARY KEY' column to make AUTOINCREMENT")
+    head = re.compile(rf'^\s*CREATE\s+TABLE\s+(?:"{table}"|{table})\s*\(', re.IGNORECASE)
+    if not head.match(sql):
+        raise RuntimeError(f"unexpected CREATE statement for table {table}")
+    return head.sub(f"CREATE TABLE {new_name} (", sql, count=1)
+
+
 @migration
-def m003_superseded(db: sqlite_utils.Database) -> None:
-    # A regenerated reply, an edited message and what followed it, or a failed reply that was retried stay stored
-    # (the learning job reads a regenerated pair as a preference) but leave the conversation: superseded_by points
-    # at the message that replaced them. Deleting that message brings them back.
-    db.execute("ALTER TABLE messages ADD COLUMN superseded_by INTEGER REFERENCES messages(id) ON DELETE SET NULL")
-    db.execute("CREATE INDEX messages_superseded_by ON messages(superseded_by)")
+def m004_ids_never_reused(db: sqlite_utils.Database) -> None:
+    # SQLite's plain rowid hands the highest id out again once its row is deleted; AUTOINCREMENT never does. A
+    # table's id column cannot be altered, so each table is rebuilt the way SQLite documents (copy, drop, rename,
+    # then recreate its indexes and triggers), every row keeping its id. The copy takes the table's own CREATE
+    # statement, so columns added by earlier migrations come along. FTS5's external content is keyed by the same
+    # ids, so the full-text index stays valid as it is.
+    conn = db.conn
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction; the copy must not cascade anything
+    conn.execute("PRAGMA legacy_alter_table = ON")  # rename the copy without rewriting the other tables' references
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for table in NEVER_REUSED:
+                (create_sql,) = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+                ).fetchone()
+                new_name = f"{table}_autoincrement"
+                copy_sql = _with_autoincrement(create_sql, table, new_name)
+                if copy_sql is None:
+                    continue
+                dependants = conn.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
+                    "AND sql IS NOT NULL ORDER BY type, name",
+                    [table],
+                ).fetchall()
+                conn.execute(copy_sql)
+                conn.execute(f"INSERT INTO {new_name} SELECT * FROM {table}")
+                conn.execute(f"DROP TABLE {table}")  # its indexes and triggers go with it; no trigger fires
+                conn.execute(f"ALTER TABLE {new_name} RENAME TO {table}")
+                for (sql,) in dependants:
+                    conn.execute(sql)
+            # A deleted message still waiting for its vectors to go left its id in a tombstone: never reuse it either.
+            (tombstoned,) = conn.execute("SELECT coalesce(max(message_id), 0) FROM vector_tombstones").fetchone()
+            if tombstoned:
+                conn.execute("DELETE FROM sqlite_sequence WHERE name = 'messages' AND seq < ?", [tombstoned])
+                conn.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', ? "
+                    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages')",
+                    [tombstoned],
+                )
+            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise RuntimeError(f"foreign keys broken by the rebuild: {problems[:5]}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+        conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+
+
+@migration
+def m005_forgotten(db: sqlite_utils.Database) -> None:
+    # What the user made the assistant forget, and when: ids and time, never the content. The learning job reads
+    # it to train without what was forgotten. Written by triggers, so every path that deletes (a conversation and
+    # its messages by cascade, one message, one fact) leaves its record; the rows live and die with the deletion's
+    # own transaction.
+    db.execute(
+        """
+        CREATE TABLE forgotten (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('conversation', 'message', 'fact')),
+            item_id INTEGER NOT NULL,
+            conversation_id INTEGER,
+            forgotten_at TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX forgotten_item ON forgotten(kind, item_id)")
+    stamp = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"  # the format of storage.db.now()
+    for kind, table, conversation in (
+        ("conversation", "conversations", "old.id"),
+        ("message", "messages", "old.conversation_id"),
+        ("fact", "facts", "NULL"),
+    ):
+        db.execute(
+            f"""
+            CREATE TRIGGER {table}_forgotten AFTER DELETE ON {table}
+            BEGIN
+                INSERT INTO forgotten (kind, item_id, conversation_id, forgotten_at)
+                VALUES ('{kind}', old.id, {conversation}, {stamp});
+            END"""
+        )

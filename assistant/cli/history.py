@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,9 @@ from assistant.cli.output import console, emit_json, note, print_table, progress
 from assistant.errors import InputError, StorageError
 from storage.db import Store
 from storage.records import Message
+
+if TYPE_CHECKING:
+    from assistant.forget import Forgotten
 
 PROGRESS_FROM = 20  # conversations; smaller imports finish before a bar would be worth drawing
 
@@ -254,30 +258,30 @@ def delete(conversation_id: int, yes: bool, as_json: bool) -> None:
             if not click.confirm(question, default=False, err=True):
                 note("Nothing was deleted.")
                 raise click.exceptions.Exit(1)
-        _delete_everywhere(store, conversation_id)
+        forgotten = _delete_everywhere(store, conversation_id)
     if as_json:
-        emit_json({"deleted": conversation_id, "messages": conversation.message_count})
+        emit_json({"deleted": conversation_id, "messages": len(forgotten.message_ids)})
     else:
-        note(f"Deleted conversation {conversation_id} ({conversation.message_count} messages).")
+        note(f"Deleted conversation {conversation_id} ({len(forgotten.message_ids)} messages).")
 
 
-def _delete_everywhere(store: Store, conversation_id: int) -> None:
-    """Delete from SQLite and from the memory index at once; if the index cannot be opened, SQLite alone.
+def _delete_everywhere(store: Store, conversation_id: int) -> Forgotten:
+    """Forget the conversation in SQLite and, if the memory opens, in its index at once.
 
-    The store's tombstones make sure the vectors go on the next index pass, and search never returns a
+    Without the memory the tombstones make sure the vectors go on the next index pass, and search never returns a
     message SQLite no longer has, so the fallback forgets just as surely, only later on disk.
     """
     from assistant.config import data_dir, load_settings
+    from assistant.forget import forget_conversation
     from assistant.session import open_memory
 
     try:
         home = data_dir()
         memory = open_memory(store, home, load_settings(home))
     except Exception:
-        store.delete_conversation(conversation_id)
-        return
+        return forget_conversation(store, conversation_id)
     try:
-        memory.forget_conversation(conversation_id)
+        return forget_conversation(store, conversation_id, memory=memory)
     finally:
         memory.close()
 

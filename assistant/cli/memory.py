@@ -45,6 +45,10 @@ def remember(text: tuple[str, ...], as_json: bool) -> None:
         emit_json(fact.to_dict())
     else:
         note(f"Remembered fact {fact.id}: {fact.text}")
+    from assistant.sensitive import save_warning
+
+    if warning := save_warning(fact.text, fact.id):
+        note(f"Warning: {warning}")
 
 
 @memory.command()
@@ -74,10 +78,10 @@ def facts(query: str, as_json: bool) -> None:
 def forget(fact_id: int, as_json: bool) -> None:
     """Forget one remembered fact."""
     from assistant.app_store import open_store
-    from storage.facts import delete_fact
+    from assistant.forget import forget_fact
 
     with open_store() as store:
-        delete_fact(store, fact_id)
+        forget_fact(store, fact_id)
     if as_json:
         emit_json({"forgotten": fact_id})
     else:
@@ -136,6 +140,17 @@ def read_queries(data: bytes) -> list[tuple[str, int | None]]:
     return queries
 
 
+def _catch_up(mem: Memory, mode: str) -> None:
+    """Index what `assistant chat` left queued (it indexes on its next call), so a search finds it by meaning too."""
+    if mode == "lexical":
+        return
+    try:
+        with ProgressBar("Indexing new messages") as bar:
+            mem.index_pending(on_progress=bar)
+    except Exception as exc:  # the search still runs, on what is indexed (and by words)
+        note(f"New messages could not be indexed for memory ({exc}); `assistant memory reindex` may help.")
+
+
 def _search(mem: Memory, query: str, k: int, mode: str) -> list[dict[str, Any]]:
     try:
         hits = mem.search(query, k, mode=mode)
@@ -167,12 +182,14 @@ def search(query: str, k: int, mode: str, as_json: bool) -> None:
     if query == "-":
         queries = read_queries(sys.stdin.buffer.read())
         with open_memory_store() as (_, mem, _home):
+            _catch_up(mem, mode)
             for text, line_k in queries:
                 click.echo(to_json({"query": text, "results": _search(mem, text, line_k or k, mode)}, indent=None))
         return
     if not query.strip():
         raise InputError("Nothing to search for: give a word or phrase (or `-` to read JSON Lines from stdin).")
     with open_memory_store() as (_, mem, _home):
+        _catch_up(mem, mode)
         results = _search(mem, query, k, mode)
     if as_json:
         emit_json(results)
