@@ -266,12 +266,13 @@ def describe(findings: list[Finding]) -> str:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
-def save_warning(text: str) -> str | None:
-    """One sentence for the user when a fact they save looks like a secret (None when it does not)."""
+def save_warning(text: str, fact_id: int | None = None) -> str | None:
+    """What to tell the user when a fact they save looks like a secret (None when it does not); never the secret."""
     findings = find_sensitive(text)
     if not findings:
         return None
     return (
         f"This fact looks like it holds {describe(findings)}. It is stored unencrypted in your private data dir and "
-        "goes into a prompt only when you ask about it; `assistant memory forget ID` removes it."
+        "goes into a prompt only when you ask about it; "
+        f"`assistant memory forget {fact_id if fact_id is not None else 'ID'}` removes it."
     )

@@ -1,9 +1,15 @@
-"""The secret detector on its own: what it finds (kind and exact value), what it leaves alone, what a fact is about."""
+"""The secret detector (what it finds, what it leaves alone, what a fact is about), the warning when a secret is saved,
+and a real session that keeps it out of prompts that are not about it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from assistant.config import Settings
+from assistant.runtime import Backend
 from assistant.sensitive import (
     about,
     find_sensitive,
@@ -14,6 +20,12 @@ from assistant.sensitive import (
     save_warning,
     topic_words,
 )
+from assistant.session import Session
+from storage.db import Store, open_store
+from storage.embedder import Embedder
+from storage.facts import list_facts
+from storage.memory import Memory
+from tests.test_cli_chat import run_cli
 
 SECRETS = [
     # (fact, kind, the value it must point at)
@@ -137,3 +149,66 @@ def test_save_warning_names_the_kind_and_the_way_out() -> None:
     assert warning is not None
     assert "a password" in warning and "only when you ask about it" in warning and "memory forget" in warning
     assert "hunter2" not in warning  # the warning never repeats the secret
+
+
+# -- saving a secret warns; the prompt leaves it out unless asked ---------------------------------------------------
+
+WIFI = "my wifi password is hunter2"
+
+
+def test_cli_remember_warns_on_stderr_and_still_stores(home: Path) -> None:
+    done = run_cli("memory", "remember", WIFI)
+    assert done.returncode == 0, done.stderr
+    assert "Warning: This fact looks like it holds a password" in done.stderr
+    assert "`assistant memory forget 1`" in done.stderr and "hunter2" not in done.stderr.split("Warning:")[1]
+    plain = run_cli("memory", "remember", "I am vegetarian")
+    assert plain.returncode == 0 and "Warning" not in plain.stderr
+    with open_store(home) as store:
+        assert [f.text for f in list_facts(store)] == ["I am vegetarian", WIFI]
+
+
+def test_chat_remember_command_and_sentence_warn_in_the_notice(fake_session: Session, store: Store) -> None:
+    turn = fake_session.start_turn(f"/remember {WIFI}")
+    assert "Noted." in "".join(c.text for c in turn.stream())
+    assert turn.notice and "looks like it holds a password" in turn.notice
+    assert "`assistant memory forget 1`" in turn.notice
+    said = fake_session.start_turn("Remember that the door code is 4821.")
+    "".join(c.text for c in said.stream())
+    assert said.notice and "a PIN or passcode" in said.notice
+    quiet = fake_session.start_turn("/remember I am vegetarian")
+    "".join(c.text for c in quiet.stream())
+    assert quiet.notice is None
+    assert len(list_facts(store)) == 3  # warned, never refused
+
+
+@pytest.mark.model
+def test_a_real_session_keeps_the_secret_out_of_unrelated_prompts(
+    store: Store, settings: Settings, home: Path, real_backend: Backend, embedder: Embedder
+) -> None:
+    memory = Memory(store, home, embedder=embedder)
+    session = Session(
+        store, settings, home=home, loader=lambda spec, s: real_backend, memory=memory, background_index=False
+    )
+    try:
+        saved = session.start_turn(f"/remember {WIFI}")
+        "".join(c.text for c in saved.stream())
+        run_turn(session.start_turn("/remember My dog is called Rex"))
+        session.index_now()  # the /remember messages are in the index too: recall must leave them out as well
+
+        unrelated = session.start_turn("What is the capital of France?")
+        assert "hunter2" not in unrelated.plan.prompt
+        assert "My dog is called Rex" in unrelated.plan.prompt  # ordinary facts still go in
+        assert "hunter2" not in run_turn(unrelated)
+        assert all("hunter2" not in f.text for f in unrelated.facts)
+        assert all("hunter2" not in m.text for m in unrelated.memories)
+
+        asked = session.start_turn("What is my wifi password?")
+        assert "hunter2" in asked.plan.prompt
+        assert [f.text for f in asked.facts if "hunter2" in f.text] == [WIFI]
+        run_turn(asked)
+    finally:
+        session.close()
+
+
+def run_turn(turn: Any) -> str:
+    return "".join(chunk.text for chunk in turn.stream())
