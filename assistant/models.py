@@ -29,6 +29,9 @@ class ModelSpec:
     source: str  # "bundled", "local" or "hub"
     description: str = ""
     format: str = "gguf"  # which runtime loads it (assistant.runtime.registry.RUNTIMES); "mlx" later
+    # False: a base model (not instruction-tuned; prompted as a Q/A document, short answers only); None: not
+    # known before it loads (an added file: a chat model if its GGUF carries a chat template).
+    chat: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -36,7 +39,13 @@ class ModelSpec:
             "path": str(self.path) if self.path else None,
             "source": self.source,
             "description": self.description,
+            "chat": self.chat,
         }
+
+    @property
+    def kind(self) -> str:
+        """What a list calls the model: "chat", "base (not a chat model)", or "" when not known."""
+        return {True: "chat", False: "base (not a chat model)", None: ""}[self.chat]
 
 
 def _package_dir(module: str) -> Path | None:
@@ -75,11 +84,16 @@ def gemma3_path(models_dir: Path) -> Path | None:
 class Bundled:
     description: str
     locate: Callable[[Path], Path | None]
+    chat: bool = True
 
 
 BUNDLED: dict[str, Bundled] = {
     "smollm2": Bundled("SmolLM2 135M Instruct, Q4_1 (default; bundled)", smollm2_path),
-    "gemma3-270m": Bundled("Gemma 3 270M base, Q4_K_M (bundled; a second architecture)", gemma3_path),
+    "gemma3-270m": Bundled(
+        "Gemma 3 270M base, Q4_K_M (bundled; a second architecture; not a chat model: short answers only)",
+        gemma3_path,
+        chat=False,
+    ),
 }
 
 
@@ -92,7 +106,7 @@ def resolve(store: Store, name: str, models_dir: Path) -> ModelSpec:
             raise ModelError(
                 f"The bundled model '{name}' is not installed; run `make install` to reinstall the packages."
             )
-        spec = ModelSpec(name, path, "bundled", bundled.description)
+        spec = ModelSpec(name, path, "bundled", bundled.description, chat=bundled.chat)
     else:
         row = store.get_model(name)
         if row is None:
@@ -104,7 +118,7 @@ def resolve(store: Store, name: str, models_dir: Path) -> ModelSpec:
 
 
 def list_models(store: Store) -> list[ModelSpec]:
-    specs = [ModelSpec(name, None, "bundled", b.description) for name, b in BUNDLED.items()]
+    specs = [ModelSpec(name, None, "bundled", b.description, chat=b.chat) for name, b in BUNDLED.items()]
     specs += [ModelSpec(r["name"], Path(r["path"]), r["source"], "") for r in store.list_models()]
     return specs
 

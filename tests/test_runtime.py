@@ -85,13 +85,16 @@ def test_backend_streams_chunk_records(real_backend: Backend) -> None:
 def test_switching_to_the_second_bundled_architecture(store: Store, settings, home: Path) -> None:  # type: ignore[no-untyped-def]
     session = Session(store, settings, home=home)
     session.switch_model("gemma3-270m")  # assembled from its chunk packages on first use (sha256-checked)
-    turn = session.start_turn("Name a colour.")
+    turn = session.start_turn("What is the capital of France?")
     list(turn.stream())
     backend = session.load()
     assert getattr(backend, "architecture", None) == "gemma3"
-    assert turn.plan.prompt.startswith("<bos><start_of_turn>user\n")  # Gemma's turn format, not ChatML
+    # A base model: a question-and-answer document, not a chat template it never learned (issue 6: it looped
+    # through the system prompt until the token limit).
+    assert turn.plan.prompt.endswith("Q: What is the capital of France?\nA:")
     assert turn.result is not None and turn.result.model == "gemma3-270m" and turn.result.completion_tokens > 0
-    assert "<end_of_turn>" not in turn.result.reply and "<start_of_turn>" not in turn.result.reply
+    assert turn.result.finish_reason == "stop" and "Paris" in turn.result.reply
+    assert "Q:" not in turn.result.reply and "helpful, private assistant" not in turn.result.reply
     session.switch_model("smollm2")
     back = session.start_turn("Name a colour.", turn.conversation_id)
     list(back.stream())

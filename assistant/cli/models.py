@@ -106,11 +106,11 @@ def list_(as_json: bool) -> None:
             where = "(assembled on first use)" if spec.name == "gemma3-270m" else "(not installed)"
         else:
             where = f"{path} (missing)" if missing else str(path)
-        cells.append(("*" if spec.name == active else "", spec.name, spec.source, human_size(size), where))
+        cells.append(("*" if spec.name == active else "", spec.name, spec.kind, spec.source, human_size(size), where))
     if as_json:
         emit_json(rows)
         return
-    print_table(["", "name", "source", "#size", "path"], cells)
+    print_table(["", "name", "kind", "source", "#size", "path"], cells)
     if active not in {r["name"] for r in rows}:
         note(f"The active model '{active}' is not registered; pick one with `assistant models use NAME`.")
 
