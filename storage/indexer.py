@@ -29,6 +29,11 @@ READY = "NOT (m.complete = 0 AND m.finish_reason IS NULL)"
 PENDING = f"NOT EXISTS (SELECT 1 FROM vector_indexed v WHERE v.message_id = m.id) AND {READY}"
 
 
+def _bounded(upto: int | None) -> tuple[str, list[int]]:
+    """The pending condition, limited to ids up to ``upto`` when given."""
+    return (f"{PENDING} AND m.id <= ?", [upto]) if upto is not None else (PENDING, [])
+
+
 class Indexer:
     """Embeds pending messages into the vector index, on demand or in a background thread."""
 
@@ -58,16 +63,25 @@ class Indexer:
 
     # -- one pass -------------------------------------------------------------------------------------------
 
-    def pending_count(self) -> int:
+    def pending_count(self, upto: int | None = None) -> int:
+        """Messages not indexed yet (only those with ids up to ``upto`` when given)."""
+        where, args = _bounded(upto)
         with self.store.guard() as db:
-            return int(db.execute(f"SELECT count(*) FROM messages m WHERE {PENDING}").fetchone()[0])
+            return int(db.execute(f"SELECT count(*) FROM messages m WHERE {where}", args).fetchone()[0])
 
     def index_pending(
-        self, on_progress: Callable[[int, int], None] | None = None, stop: threading.Event | None = None
+        self,
+        on_progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
+        *,
+        upto: int | None = None,
+        limit: int | None = None,
     ) -> int:
-        """Embed and add every pending message (in batches), purge tombstones; returns how many were indexed.
+        """Embed and add pending messages (in batches), purge tombstones; returns how many were indexed.
 
-        With ``stop`` (the background thread), the pass also waits while paused and ends when ``stop`` is set.
+        Every pending message, or only those with ids up to ``upto``, oldest first, until about ``limit`` are done
+        (whole batches). With ``stop`` (the background thread), the pass also waits while paused and ends when
+        ``stop`` is set.
         """
         done = 0
         with self.lock:
@@ -76,16 +90,16 @@ class Indexer:
                 self._purge_tombstones()
             except IndexUnavailable as exc:
                 self.rebuild(exc)
-        total = self.pending_count()
-        while stop is None or not stop.is_set():
+        total = self.pending_count(upto)
+        while (stop is None or not stop.is_set()) and (limit is None or done < limit):
             if stop is not None and not self._wait_unpaused(stop):
                 break
             try:
-                count = self._index_batch()
+                count = self._index_batch(upto)
             except IndexUnavailable as exc:
                 with self.lock:
                     self.rebuild(exc)
-                total = max(total, done + self.pending_count())
+                total = max(total, done + self.pending_count(upto))
                 continue
             if not count:
                 break
@@ -95,12 +109,13 @@ class Indexer:
             time.sleep(PAUSE_S)  # let the chat model's threads have the cores between batches
         return done
 
-    def _index_batch(self) -> int:
+    def _index_batch(self, upto: int | None = None) -> int:
+        where, args = _bounded(upto)
         with self.store.guard() as db:
             rows = db.execute(
-                f"SELECT m.id, m.conversation_id, m.role, m.content FROM messages m WHERE {PENDING} "
+                f"SELECT m.id, m.conversation_id, m.role, m.content FROM messages m WHERE {where} "
                 "ORDER BY m.id LIMIT ?",
-                [self.batch_size],
+                [*args, self.batch_size],
             ).fetchall()
         if not rows:
             return 0

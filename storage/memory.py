@@ -21,13 +21,14 @@ from storage.indexer import BATCH, PENDING, READY, Indexer
 from storage.paths import memory_dir
 from storage.vectors import ChromaIndex, IndexUnavailable, VectorIndex
 
-__all__ = ["BATCH", "MODES", "PENDING", "READY", "Memory", "Recall"]
+__all__ = ["BATCH", "CATCH_UP", "MODES", "PENDING", "READY", "Memory", "Recall", "newest_message_id"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "vector", "lexical")
 VECTOR_POOL = 30  # nearest messages asked of the index: deeper costs chromadb time and added no recall
 DF_CACHE = 20_000  # words whose document frequency is kept
+CATCH_UP = 64  # pending messages a one-shot chat indexes before it recalls (two batches: well under a second)
 
 
 @dataclass(slots=True)
@@ -48,6 +49,12 @@ class Recall:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def newest_message_id(store: Store) -> int:
+    """The id of the newest stored message (0 for none): the bound a later :meth:`Memory.catch_up` is given."""
+    with store.guard() as db:
+        return int(db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
 
 
 class Memory:
@@ -94,7 +101,8 @@ class Memory:
         vector: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         frequencies = self._frequencies(query) if mode != "vector" else {}
-        if mode in ("hybrid", "vector"):
+        # Nothing indexed yet (a new data dir): no need to load the embedder or open the index to find nothing.
+        if mode in ("hybrid", "vector") and self._any_indexed():
             vector = self._vector(query, depth, exclude_conversation)
         if mode in ("hybrid", "lexical"):
             lexical = self._lexical(frequencies, max(retrieval.LEXICAL_POOL, depth), exclude_conversation)
@@ -148,6 +156,10 @@ class Memory:
         with self.store.guard() as db:
             rows = db.execute(sql, [match, depth + (20 if exclude is not None else 0)]).fetchall()
         return [(int(mid), -float(rank)) for mid, rank in rows]  # FTS5's rank (bm25) is lower-is-better
+
+    def _any_indexed(self) -> bool:
+        with self.store.guard() as db:
+            return db.execute("SELECT EXISTS (SELECT 1 FROM vector_indexed)").fetchone()[0] == 1
 
     def _total(self) -> int:
         """About how many messages are stored (the highest id: an index lookup, not a count of 100,000 rows)."""
@@ -219,9 +231,22 @@ class Memory:
     def pending_count(self) -> int:
         return self.indexer.pending_count()
 
+
+
     def index_pending(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         """Embed and add every pending message (in batches), purge tombstones; returns how many were indexed."""
         return self.indexer.index_pending(on_progress)
+
+    def catch_up(self, upto: int, limit: int = CATCH_UP) -> bool:
+        """Get ready to search: open the index, load the embedder, index messages pending with ids up to ``upto``.
+
+        The one-shot CLI calls it while the model loads: what earlier calls stored (their replies included) is
+        indexed before this call recalls, so no call needs to index its own messages before it exits. At most
+        about ``limit`` are indexed (a large backlog must not delay the reply); True when none of them is left.
+        """
+        self.indexer.index_pending(upto=upto, limit=limit)  # opens the index (and repairs it) first
+        self.embedder.load()
+        return self.indexer.pending_count(upto) == 0
 
     def reindex(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         """Drop the index and rebuild it from SQLite."""

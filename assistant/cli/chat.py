@@ -4,9 +4,10 @@ Each call starts a new conversation unless told otherwise: ``--conversation ID``
 ``--continue`` / ``-c`` the most recently active one. Notices go to stderr so that stdout holds only the reply
 (or, with ``--json``, one JSON object, whose ``memories`` and ``facts`` say what the reply was given from memory).
 
-With memory on, the message and the reply are indexed before the command exits, so the next call can recall
-them. ``--no-memory`` sends neither recalled snippets nor remembered facts for this call (the messages are still
-stored, and indexed the next time memory runs); `/remember X` and "remember that X" still store the fact.
+With memory on, the message and the reply stay queued for indexing when the command exits: the next call indexes
+them while its model loads, before it recalls (only a large backlog is indexed before an exit). ``--no-memory``
+sends neither recalled snippets nor remembered facts for this call (the messages are still stored, and indexed
+the next time memory runs); `/remember X` and "remember that X" still store the fact.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def chat(
                 conversation_id = latest[0].id
             else:
                 note("There is no conversation to continue yet; starting a new one.")
-        # The memory warms up in a thread from here on, beside the model's load; indexing waits for the exit.
+        # The memory warms up in a thread from here on, beside the model's load, and catches up with earlier calls.
         session = Session(
             store, settings, model=model, home=home, use_memory=False if no_memory else None, background_index=False
         )
@@ -166,14 +167,14 @@ def chat(
                 emit_json(turn.result.to_dict())
             elif printer is not None:
                 printer.end_line()
-            if session.use_memory:
+            if session.use_memory and session.indexing_behind:
                 _index_before_exit(session)
         finally:
             session.close()
 
 
 def _index_before_exit(session: Session) -> None:
-    """Index this turn's messages now, so the next call can recall them; a failure only postpones it."""
+    """Index a backlog the warm-up left (and this turn's messages) now; a failure only postpones it."""
     try:
         session.index_now()
     except KeyboardInterrupt:
