@@ -52,7 +52,7 @@ def test_settings_file_then_environment(home: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_invalid_settings_name_the_setting(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ASSISTANT_THEME", "purple")
+    monkeypatch.setenv("ASSISTANT_THEME", "not a theme!")
     with pytest.raises(AssistantError, match="'theme' is invalid"):
         load_settings(home)
     monkeypatch.delenv("ASSISTANT_THEME")

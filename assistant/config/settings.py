@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
@@ -51,7 +51,11 @@ class Settings(BaseModel):
         True, description="Stop a reply that keeps repeating itself, with a note saying so (off: run to max_tokens)."
     )
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT)
-    theme: Literal["dark", "light"] = "dark"
+    theme: str = Field(
+        "dark",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="UI theme: dark, light, or a Textual theme's name (the TUI checks it and falls back to dark).",
+    )
     memory: bool = Field(
         True, description="Recall earlier conversations and remembered facts into the prompt (off: neither)."
     )
