@@ -472,3 +472,42 @@ async def test_an_unusable_data_dir_is_a_notification_not_a_crash(
         assert "Cannot use the data directory" in text
         await pilot.press("ctrl+n")  # actions that need the session stay disabled instead of crashing
         assert app.is_running
+
+
+# -- keys from a real terminal, notices, failures, regenerate / edit / retry -------------------------------------
+
+
+async def type_raw(pilot: Pilot, app: AssistantApp, data: str) -> None:
+    """Feed bytes as the terminal sends them through the parser the app's driver uses, then deliver the keys in one
+    burst (as a fast typist or tmux does), without waiting between them."""
+    from textual._xterm_parser import XTermParser
+    from textual.drivers import linux_driver
+
+    from tui.keys import keys_of
+
+    parser = linux_driver.XTermParser()
+    assert isinstance(parser, XTermParser)
+    for key in keys_of(parser, data):
+        app.post_message(key)
+    await pilot.pause()
+
+
+async def test_alt_enter_from_tmux_adds_a_line_and_keeps_what_follows(fake_session: Session, store: Store) -> None:
+    # tmux (like most terminals without the kitty protocol) sends Alt+Enter as ESC CR.
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_raw(pilot, app, "first line\x1b\rsecond line")
+        assert app.main.prompt.text == "first line\nsecond line"
+        assert store.list_conversations() == [] and not app.main.generating
+        await type_raw(pilot, app, "\x1b\r\x1b\rend")  # two at once must not turn into "^" and a send
+        assert app.main.prompt.text == "first line\nsecond line\n\nend"
+        assert store.list_conversations() == []
+
+
+async def test_text_typed_right_after_enter_stays_in_the_box(fake_session: Session, store: Store) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_raw(pilot, app, "send this\rtyped after")  # one burst: Enter, then more keys before it is handled
+        await settle(pilot, app)
+        assert [m.content for m in store.messages(app.main.conversation_id)][:1] == ["send this"]  # type: ignore[arg-type]
+        assert app.main.prompt.text == "typed after"

@@ -14,18 +14,23 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from textual.theme import Theme
 
 from assistant.errors import AssistantError
 from tui.screens.chat import ChatScreen
+from tui.widgets.notes import for_tui
 
 if TYPE_CHECKING:
     from assistant.config import Settings
     from assistant.session import Session
     from storage.db import Store
 
+# The settings' two original names; any other Textual theme (the palette's "Change theme") is saved by its own name.
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
+SETTING_OF_THEME = {theme: name for name, theme in THEMES.items()}
 
 # App actions that make no sense while a dialog is open.
 MAIN_ACTIONS = frozenset({"switch_model", "toggle_theme"})
@@ -69,7 +74,20 @@ class AssistantApp(App[None]):
         self.store = store
         self.session = session
         self._main: ChatScreen | None = None
-        self.theme = THEMES[settings.theme if settings else peek_theme()]
+        self.model_failed: str | None = None  # the model that could not be loaded (the switcher opens elsewhere)
+        self.theme = self.theme_for(settings.theme if settings else peek_theme())
+        self._saved_theme = self.theme
+
+    def get_driver_class(self) -> type[Driver]:
+        from tui import keys
+
+        keys.install()  # Alt+Enter from terminals that send ESC + CR (tmux) must add a line, not send
+        return super().get_driver_class()
+
+    def theme_for(self, setting: object) -> str:
+        """The Textual theme for a ``theme`` setting: dark, light, or a theme's own name (unknown: dark)."""
+        name = THEMES.get(str(setting), str(setting))
+        return name if name in self.available_themes else THEMES["dark"]
 
     def get_default_screen(self) -> Screen:
         # Made here, inside the running app, not in __init__ (which may run before the app's event loop).
@@ -83,6 +101,8 @@ class AssistantApp(App[None]):
         return self._main
 
     def on_mount(self) -> None:
+        # Whatever changes the theme (Ctrl+T, the palette's own theme picker) is saved.
+        self.theme_changed_signal.subscribe(self, self.save_theme)
         if self.session is None:
             self.call_after_refresh(self.start_up)
         elif not self.session.loaded:
@@ -118,7 +138,9 @@ class AssistantApp(App[None]):
             self.fail(f"{message.error} The assistant cannot chat until this is fixed.")
             return
         self.session, self.store, self.settings = message.session, message.session.store, message.session.settings
-        self.theme = THEMES[self.settings.theme]
+        self.theme = self._saved_theme = self.theme_for(self.settings.theme)
+        for warning in self.settings.warnings:
+            self.notify(warning, severity="warning", markup=False, timeout=8)
         self.main.attach(self.session)
         self.load_model()
 
@@ -149,10 +171,13 @@ class AssistantApp(App[None]):
         status = self.main.status
         status.model = self.session.model_name
         if message.error:
+            self.model_failed = self.session.model_name
             status.state = "error"
-            self.fail(message.error)
-        elif not self.main.generating:
-            status.state = "ready"
+            self.fail(for_tui(message.error))
+        else:
+            self.model_failed = None
+            if not self.main.generating:
+                status.state = "ready"
 
     def action_switch_model(self) -> None:
         session, store = self.session, self.store
@@ -168,7 +193,7 @@ class AssistantApp(App[None]):
                 self.main.status.state = "loading model"
                 self.switch_model(name)
 
-        self.push_screen(ModelSwitcherScreen(list_models(store), session.model_name), done)
+        self.push_screen(ModelSwitcherScreen(list_models(store), session.model_name, self.model_failed), done)
 
     @work(thread=True, exclusive=True, group="model")
     def switch_model(self, name: str) -> None:
@@ -188,15 +213,21 @@ class AssistantApp(App[None]):
             self.post_message(self.ModelLoaded(None))
 
     def action_toggle_theme(self) -> None:
+        """Ctrl+T: dark to light and back (from any other theme, to the opposite of its darkness)."""
+        self.theme = THEMES["light"] if self.current_theme.dark else THEMES["dark"]
+
+    def save_theme(self, theme: Theme) -> None:
+        """Keep the theme the user chose, by whatever way, for the next start."""
+        if self.session is None or theme.name == self._saved_theme:
+            return
         from assistant.config import save_setting
 
-        assert self.session is not None
-        name = "light" if self.theme == THEMES["dark"] else "dark"
-        self.theme = THEMES[name]
         try:
-            save_setting("theme", name, home=self.session.home)
+            save_setting("theme", SETTING_OF_THEME.get(theme.name, theme.name), home=self.session.home)
         except AssistantError as exc:
-            self.fail(str(exc))
+            self.fail(f"{exc} The theme stays until the assistant closes.")
+        else:
+            self._saved_theme = theme.name
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -209,6 +240,14 @@ class AssistantApp(App[None]):
         yield SystemCommand("Switch model", "Choose the model to chat with (Ctrl+O)", self.action_switch_model)
         yield SystemCommand("Toggle theme", "Switch between dark and light (Ctrl+T)", self.action_toggle_theme)
         yield SystemCommand("Search", "Search every message (Ctrl+F)", self.main.action_search)
+        yield SystemCommand(
+            "Regenerate or retry",
+            "A new reply for the last message, or retry a failed one (F6)",
+            self.main.action_regenerate,
+        )
+        yield SystemCommand(
+            "Edit and resend", "Edit a message you sent and send it again (F7)", self.main.action_edit_message
+        )
         yield SystemCommand("Rename chat", "Rename this conversation (F2)", self.main.action_rename_chat)
         yield SystemCommand("Delete chat", "Delete this conversation (F8)", self.main.action_delete_chat)
         yield SystemCommand(
@@ -222,11 +261,11 @@ class AssistantApp(App[None]):
 
 
 def peek_theme() -> str:
-    """The theme for the first frame, read without validating the settings (that happens right after)."""
+    """The theme setting for the first frame, read without validating the settings (that happens right after)."""
     from assistant.config import peek_setting
 
     theme = peek_setting("theme")
-    return theme if theme in THEMES else "dark"
+    return theme if isinstance(theme, str) and theme else "dark"
 
 
 def run() -> None:

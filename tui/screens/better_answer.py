@@ -1,4 +1,4 @@
-"""Write the answer the assistant should have given (stored as feedback for the nightly learning job)."""
+"""Write the answer the assistant should have given (stored as feedback with the reply)."""
 
 from __future__ import annotations
 

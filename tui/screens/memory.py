@@ -20,11 +20,12 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from assistant import memory_service
 from assistant.errors import AssistantError
-from storage.facts import Fact, add_fact, delete_fact, list_facts
 
 if TYPE_CHECKING:
     from assistant.session import Session
+    from storage.facts import Fact
     from storage.memory import Recall
 
 SNIPPETS = 20  # search results shown
@@ -47,21 +48,39 @@ def snippet_prompt(recall: Recall) -> Text:
     return text
 
 
+def count_note(found: int, pending: int) -> str:
+    """The line under the search results: how many, and whether newer messages were searched by words only."""
+    note = f"{found} found." if found else "Nothing found."
+    if pending:
+        note += f" {pending} newer messages are not indexed yet (found by their words only)."
+    return note
+
+
+def highlighted_index(options: OptionList, count: int) -> int | None:
+    """The item Del acts on: the highlighted one, else the first (a list just tabbed into highlights nothing)."""
+    if not count:
+        return None
+    if options.highlighted is None:
+        options.highlighted = 0
+    return min(options.highlighted, count - 1)
+
+
 class MemoryScreen(ModalScreen[bool]):
     """Returns True if a message was forgotten (its conversation changed), else False."""
 
     AUTO_FOCUS = "#fact-query"
     BINDINGS = [
         Binding("escape", "close", "Close"),
-        Binding("delete", "delete", "Delete", show=False),
+        Binding("delete", "delete", "Delete", show=False, priority=True),
     ]
 
     class SnippetsFound(Message):
-        def __init__(self, query: str, recalls: list[Recall], note: str) -> None:
+        def __init__(self, query: str, recalls: list[Recall], note: str, pending: int = 0) -> None:
             super().__init__()
             self.query = query
             self.recalls = recalls
             self.note = note
+            self.pending = pending
 
     class Forgotten(Message):
         def __init__(self, message_id: int, error: str | None) -> None:
@@ -74,6 +93,7 @@ class MemoryScreen(ModalScreen[bool]):
         self.session = session
         self.facts: list[Fact] = []
         self.snippets: list[Recall] = []
+        self.pending = 0  # newer messages not indexed yet when the search ran
         self.forgot = False
 
     def compose(self) -> ComposeResult:
@@ -89,7 +109,8 @@ class MemoryScreen(ModalScreen[bool]):
             yield OptionList(id="snippets", compact=True)
             yield Static("", id="snippet-note")
             yield Static(
-                "Del: delete the fact / forget the message (asks first) · Tab: next box · Esc: close", classes="hint"
+                "Del: delete the highlighted fact / forget the message (asks first) · Tab: next box · Esc: close",
+                classes="hint",
             )
 
     def on_mount(self) -> None:
@@ -100,7 +121,7 @@ class MemoryScreen(ModalScreen[bool]):
     def show_facts(self) -> None:
         query = self.query_one("#fact-query", Input).value
         try:
-            self.facts = list_facts(self.session.store, query)
+            self.facts = memory_service.list_facts(self.session.store, query)
         except AssistantError as exc:
             self.notify(str(exc), severity="error", markup=False)
             self.facts = []
@@ -127,7 +148,7 @@ class MemoryScreen(ModalScreen[bool]):
 
     def add(self, text: str) -> None:
         try:
-            add_fact(self.session.store, text)
+            memory_service.remember(self.session.store, text)
         except AssistantError as exc:
             self.notify(str(exc), severity="warning", markup=False)
             return
@@ -137,20 +158,31 @@ class MemoryScreen(ModalScreen[bool]):
         self.notify("Remembered." if self.session.use_memory else "Remembered (memory is off: Ctrl+G turns it on).")
 
     def delete_highlighted_fact(self) -> None:
+        from tui.screens.confirm import ConfirmScreen
+
         facts = self.query_one("#facts", OptionList)
-        if facts.highlighted is None or not self.facts:
+        index = highlighted_index(facts, len(self.facts))
+        if index is None:
             return
-        fact = self.facts[facts.highlighted]
+        fact = self.facts[index]
+
+        def done(confirmed: bool | None) -> None:
+            if confirmed:
+                self.delete_fact(fact, index)
+
+        self.app.push_screen(ConfirmScreen(f"Delete the fact “{fact.text}”?"), done)
+
+    def delete_fact(self, fact: Fact, index: int) -> None:
+        facts = self.query_one("#facts", OptionList)
         try:
-            delete_fact(self.session.store, fact.id)
+            memory_service.forget_fact(self.session.store, fact.id, memory=self.session.memory)
         except AssistantError as exc:
             self.notify(str(exc), severity="error", markup=False)
         else:
             self.notify("Fact deleted.")
-        highlighted = facts.highlighted
         self.show_facts()
         if self.facts:
-            facts.highlighted = min(highlighted, len(self.facts) - 1)
+            facts.highlighted = min(index, len(self.facts) - 1)
 
     # -- earlier conversations ------------------------------------------------------------------------------
 
@@ -163,42 +195,38 @@ class MemoryScreen(ModalScreen[bool]):
     @work(thread=True, exclusive=True, group="memory-search")
     def search(self, query: str) -> None:
         worker = get_current_worker()
-        recalls: list[Recall] = []
         # Waits for the memory's warm-up (the embedder loads once, in seconds), here, off the UI thread.
-        memory = self.session.wait_for_memory()
-        if memory is None:
-            reason = self.session.memory_error
-            note = f"Memory is unavailable ({reason})." if reason else "Memory is off; Ctrl+G turns it on."
+        found = memory_service.search_memory(self.session, query, SNIPPETS)
+        if found.memory_off:
+            note = "Memory is off; Ctrl+G turns it on."
+        elif found.unavailable:
+            note = f"Memory is unavailable ({found.unavailable})."
         else:
-            try:
-                recalls = memory.search(query, SNIPPETS, mode="hybrid")
-                pending = memory.pending_count()
-            except Exception as exc:  # the screen stays up to say why
-                note = f"The search failed ({type(exc).__name__}: {exc})."
-            else:
-                note = f"{len(recalls)} found." if recalls else "Nothing found."
-                if pending:
-                    note += f" {pending} newer messages are not indexed yet (found by their words only)."
+            note = count_note(len(found.recalls), found.pending)
         if not worker.is_cancelled:
-            self.post_message(self.SnippetsFound(query, recalls, note))
+            self.post_message(self.SnippetsFound(query, found.recalls, note, found.pending))
 
     def on_memory_screen_snippets_found(self, message: SnippetsFound) -> None:
-        self.snippets = message.recalls
+        self.snippets, self.pending = message.recalls, message.pending
         self.query_one("#snippet-note", Static).update(message.note)
         self.show_snippets()
 
     def show_snippets(self) -> None:
         snippets = self.query_one("#snippets", OptionList)
+        highlighted = snippets.highlighted
         snippets.clear_options()
         snippets.add_options([Option(snippet_prompt(r), id=str(r.message_id)) for r in self.snippets])
+        if self.snippets and highlighted is not None:
+            snippets.highlighted = min(highlighted, len(self.snippets) - 1)
 
     def forget_highlighted_snippet(self) -> None:
         from tui.screens.confirm import ConfirmScreen
 
         snippets = self.query_one("#snippets", OptionList)
-        if snippets.highlighted is None or not self.snippets:
+        index = highlighted_index(snippets, len(self.snippets))
+        if index is None:
             return
-        recall = self.snippets[snippets.highlighted]
+        recall = self.snippets[index]
         day = recall.created_at[:10]
         who = "your message" if recall.role == "user" else "the assistant's reply"
         question = (
@@ -214,12 +242,9 @@ class MemoryScreen(ModalScreen[bool]):
 
     @work(thread=True, group="memory-forget")
     def forget(self, message_id: int) -> None:
-        memory = self.session.memory
         error: str | None = None
         try:
-            if memory is None:
-                raise AssistantError("Memory is off; Ctrl+G turns it on.")
-            memory.forget_message(message_id)
+            memory_service.forget_message(self.session.store, message_id, memory=self.session.memory)
         except AssistantError as exc:
             error = str(exc)
         except Exception as exc:
@@ -233,15 +258,20 @@ class MemoryScreen(ModalScreen[bool]):
         self.forgot = True
         self.snippets = [r for r in self.snippets if r.message_id != message.message_id]
         self.show_snippets()
+        self.query_one("#snippet-note", Static).update(count_note(len(self.snippets), self.pending))
         self.notify("Forgotten: the message is deleted and will not be recalled.")
 
     # -- keys -----------------------------------------------------------------------------------------------
 
     def action_delete(self) -> None:
         focused = self.focused
-        if focused is not None and focused.id == "facts":
+        # In a search box, Del deletes text while there is text after the cursor; at its end (where it would do
+        # nothing) it acts on the highlighted item below, as in the list itself.
+        if isinstance(focused, Input) and (focused.id == "new-fact" or focused.cursor_position < len(focused.value)):
+            focused.action_delete_right()
+        elif focused is not None and focused.id in ("facts", "fact-query"):
             self.delete_highlighted_fact()
-        elif focused is not None and focused.id == "snippets":
+        elif focused is not None and focused.id in ("snippets", "snippet-query"):
             self.forget_highlighted_snippet()
 
     def action_close(self) -> None:

@@ -19,10 +19,12 @@ class ModelSwitcherScreen(ModalScreen[str | None]):
     AUTO_FOCUS = "#models"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, models: list[ModelSpec], current: str) -> None:
+    def __init__(self, models: list[ModelSpec], current: str, failed: str | None = None) -> None:
+        """``failed``: a model that could not be loaded; it is marked, and the list opens on another."""
         super().__init__()
         self.models = models
         self.current = current
+        self.failed = failed
 
     def compose(self) -> ComposeResult:
         options = []
@@ -31,6 +33,10 @@ class ModelSwitcherScreen(ModalScreen[str | None]):
             prompt.append("● " if spec.name == self.current else "  ", style="green")
             prompt.append(spec.name, style="bold")
             prompt.append(f"  {spec.source}", style="dim")
+            if spec.name == self.failed:
+                prompt.append("  could not be loaded", style="bold red")
+            if spec.chat is False:
+                prompt.append("  base model, not for chat", style="yellow")
             if spec.description:
                 prompt.append(f"\n    {spec.description}", style="dim")
             options.append(Option(prompt, id=spec.name))
@@ -42,7 +48,9 @@ class ModelSwitcherScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         options = self.query_one("#models", OptionList)
         names = [m.name for m in self.models]
-        options.highlighted = names.index(self.current) if self.current in names else 0
+        usable = [n for n in names if n != self.failed]
+        start = self.current if self.current in usable else (usable[0] if usable else self.current)
+        options.highlighted = names.index(start) if start in names else 0
         options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,9 +12,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from assistant import conversations
 from assistant.errors import AssistantError
-from storage.db import Store
 from storage.records import SearchHit
+
+if TYPE_CHECKING:
+    from storage.db import Store
 
 
 def hit_prompt(hit: SearchHit) -> Text:
@@ -45,7 +50,7 @@ class SearchScreen(ModalScreen[int | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         try:
-            self.hits = self.store.search(event.value)
+            self.hits = conversations.search(self.store, event.value)
         except AssistantError as exc:
             self.notify(str(exc), severity="error", markup=False)
             self.hits = []

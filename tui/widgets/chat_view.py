@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from storage.records import Message
 from tui.widgets.message import Reply, UserMessage
+from tui.widgets.notes import NO_REPLY, TRIMMED_HISTORY, FailedTurn
 
 WELCOME = "Start a conversation: type below and press Enter.  F1 lists the keys."
 
@@ -22,22 +23,33 @@ class ChatView(VerticalScroll, can_focus=False):
     def show_welcome(self) -> None:
         self.mount(Static(Text(WELCOME, style="dim"), id="welcome"))
 
-    async def show(self, messages: list[Message]) -> None:
+    async def show(self, messages: list[Message], *, answering: bool = False) -> None:
+        """Show a conversation; ``answering``: its last message is being answered now (no failure shown)."""
         await self.remove_children()
         if not messages:
             self.show_welcome()
             return
-        widgets = [
-            UserMessage(m.content, m.id) if m.role == "user" else Reply(m.content, message=m)
-            for m in messages
-            if m.role in ("user", "assistant")
-        ]
+        widgets: list[Static | UserMessage | Reply | FailedTurn] = []
+        asked: Message | None = None
+        for m in messages:
+            if m.role == "user":
+                widgets.append(UserMessage(m.content, m.id, trimmed=m.context_trimmed))
+                asked = m
+            elif m.role == "assistant":
+                reply = Reply(m.content, message=m)
+                if m.context_trimmed and not (asked and asked.context_trimmed):
+                    reply.notice = TRIMMED_HISTORY
+                widgets.append(reply)
+        shown = [m for m in messages if m.role in ("user", "assistant")]
+        if shown and shown[-1].role == "user" and not answering:  # its turn never got a reply: say so, offer retry
+            widgets.append(FailedTurn(NO_REPLY))
         await self.mount_all(widgets)
         self.scroll_end(animate=False, immediate=True)
         self.anchor()
 
     async def add_user(self, text: str) -> UserMessage:
         await self.query("#welcome").remove()
+        await self.clear_failures()
         widget = UserMessage(text)
         await self.mount(widget)
         self.anchor()
@@ -49,6 +61,17 @@ class ChatView(VerticalScroll, can_focus=False):
         reply.start_stream()
         self.anchor()
         return reply
+
+    async def add_failure(self, error: str) -> FailedTurn:
+        """The turn failed before its reply began: say why under the user's message."""
+        widget = FailedTurn(error)
+        await self.mount(widget)
+        self.anchor()
+        return widget
+
+    async def clear_failures(self) -> None:
+        """A new turn answers what failed before: the failed-turn blocks under user messages go."""
+        await self.query("ChatView > FailedTurn").remove()
 
     @property
     def replies(self) -> list[Reply]:

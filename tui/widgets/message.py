@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -9,11 +11,20 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from assistant.recalled import RecalledItem
 from storage.records import Message
-from tui.widgets.recalled import Recalled, RecalledItem
+from tui.widgets.notes import TRIMMED_MESSAGE, FailedTurn, TurnNotice
+from tui.widgets.recalled import Recalled
 
 # A 200,000-character paste is stored in full, but laying it all out would stall the terminal.
 SHOWN_USER_CHARS = 4000
+# What Markdown can swallow whole: a reply of only these ("#" lines, rules, bullets) renders as blank space.
+MARKDOWN_SYNTAX = re.compile(r"[\s#*_\-=`>~|+]")
+
+
+def renders_blank(text: str) -> bool:
+    """True when Markdown would show nothing of a reply that is not empty (empty headings, rules, bullets)."""
+    return bool(text) and not MARKDOWN_SYNTAX.sub("", text)
 
 
 def incomplete_marker(finish_reason: str | None, complete: bool) -> str | None:
@@ -30,10 +41,11 @@ def incomplete_marker(finish_reason: str | None, complete: bool) -> str | None:
 class UserMessage(Vertical):
     """What the user sent."""
 
-    def __init__(self, content: str, message_id: int | None = None) -> None:
+    def __init__(self, content: str, message_id: int | None = None, *, trimmed: bool = False) -> None:
         super().__init__(classes="message user")
         self.content = content
         self.message_id = message_id
+        self.trimmed = trimmed  # only its start and end reached the model
 
     def compose(self) -> ComposeResult:
         yield Static(Text("you", style="bold"), classes="meta")
@@ -42,6 +54,8 @@ class UserMessage(Vertical):
             hidden = len(shown) - SHOWN_USER_CHARS
             shown = f"{shown[:SHOWN_USER_CHARS]}\n… ({hidden:,} more characters, stored in full)"
         yield Static(Text(shown), classes="body")
+        if self.trimmed:
+            yield TurnNotice(TRIMMED_MESSAGE)
 
 
 class Reply(Vertical):
@@ -61,15 +75,32 @@ class Reply(Vertical):
         self.marker = incomplete_marker(message.finish_reason, message.complete) if message else None
         self.rating = message.rating if message else None
         self.better_answer = message.better_answer if message else None
+        failed = message is not None and message.finish_reason == "error"
+        self.error: str | None = (message.error or "The reply failed.") if failed and message else None
+        self.notice: str | None = None
         self.streaming = False
         self.recalled: list[RecalledItem] = []  # what the reply was given from memory
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.meta_text(), classes="meta")
-        yield Markdown(self.content, classes="body")
+        if renders_blank(self.content):
+            yield Static(Text(self.content), classes="body plain")
+        else:
+            yield Markdown(self.content, classes="body")
+        if self.notice:
+            yield TurnNotice(self.notice)
+        if self.error:
+            yield FailedTurn(self.error)
         if self.recalled:
             yield Recalled(self.recalled)
+
+    async def show_notice(self, text: str | None) -> None:
+        """Say under the reply what the user should know about its turn (kept in the transcript)."""
+        self.notice = text
+        await self.query(TurnNotice).remove()
+        if text:
+            await self.mount(TurnNotice(text), after=self.query_one(".body"))
 
     async def show_recalled(self, items: list[RecalledItem]) -> None:
         """Show (under the body, collapsed) the memories this reply was given."""
@@ -95,6 +126,8 @@ class Reply(Vertical):
             text.append(" · rated bad", style="red")
         if self.better_answer:
             text.append(" · better answer saved", style="green")
+        if not self.streaming and self.message_id is not None and not self.content.strip():
+            text.append(" · empty: the model wrote nothing", style="bold yellow")
         return text
 
     def refresh_meta(self) -> None:
@@ -110,7 +143,9 @@ class Reply(Vertical):
         if self._stream is not None:
             await self._stream.write(fragment)
 
-    async def finish(self, *, message_id: int | None, tokens_per_s: float | None, marker: str | None) -> None:
+    async def finish(
+        self, *, message_id: int | None, tokens_per_s: float | None, marker: str | None, error: str | None = None
+    ) -> None:
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
@@ -119,6 +154,13 @@ class Reply(Vertical):
         self.tokens_per_s = tokens_per_s
         self.marker = marker
         self.refresh_meta()
+        if renders_blank(self.content):  # show what the model wrote rather than blank space
+            body = self.query_one(".body")
+            await self.mount(Static(Text(self.content), classes="body plain"), after=body)
+            await body.remove()
+        if error:
+            self.error = error
+            await self.mount(FailedTurn(error), after=self.query(".body, TurnNotice").last())
 
     def on_click(self) -> None:
         self.post_message(self.Clicked(self))
