@@ -337,15 +337,17 @@ class Session:
         return block, notice
 
     def _relevant(self, query: str, hits: list[Recall]) -> list[Recall]:
-        """Drop weak hits and the user's own earlier asking of the same question (it holds no answer).
+        """Only what helps answer ``query`` (``storage.retrieval.worth_giving``): memory must not make answers worse.
 
         The hybrid score is cosine similarity plus bounded word-match bonuses; on the labelled benchmark set, 95 %
         of answers found in the top five score 0.55 or more, against a median of 0.63 for the rest, so a floor of
-        ``memory_min_score`` (0.5) drops about a quarter of the noise and almost no answers.
+        ``memory_min_score`` (0.5) drops about a quarter of the noise and almost no answers. A general question
+        (not about the user) gets only messages holding all its content words (bench/quality.py measures it).
         """
+        from storage.retrieval import worth_giving
+
         floor = self.settings.memory_min_score
-        asked = " ".join(query.lower().split())
-        return [h for h in hits if h.score >= floor and " ".join(h.text.lower().split()) != asked]
+        return [h for h in hits if worth_giving(query, h.text, h.score, floor)]
 
     # -- turns ----------------------------------------------------------------------------------------------
 

@@ -3,12 +3,17 @@
 One connection shared by the threads of one process (the TUI streams in a worker while the UI reads), guarded by a
 lock. WAL lets a CLI and the TUI use the same database at once; a busy timeout rides out short locks, and a longer
 lock becomes one clear sentence instead of a traceback.
+
+A data dir (or database) that cannot be written is opened read-only, so the user can always read and export what
+is stored; anything that would write says so in one sentence.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,9 +25,11 @@ from typing import Any
 import sqlite_utils
 
 from storage.errors import NotFoundError, StorageError
-from storage.migrations import apply_migrations
+from storage.migrations import apply_migrations, pending_migrations
 from storage.paths import data_dir, db_path, ensure_private_dir, make_private
 from storage.records import Conversation, Message, SearchHit
+
+log = logging.getLogger(__name__)
 
 TITLE_LENGTH = 60
 MESSAGE_FIELDS = {
@@ -89,9 +96,14 @@ def explain(exc: sqlite3.Error, path: Path) -> StorageError:
 class Store:
     """The assistant's SQLite database."""
 
-    def __init__(self, path: Path, timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, timeout: float = 5.0, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
+        if read_only:
+            self.db = sqlite_utils.Database(_connect_read_only(path, timeout))
+            self._check_schema_read_only()
+            return
         try:
             conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
@@ -105,10 +117,26 @@ class Store:
         for suffix in ("", "-wal", "-shm"):
             make_private(Path(f"{path}{suffix}"))
 
+    def _check_schema_read_only(self) -> None:
+        """A read-only database can be read only if no migration is due (applying one would write)."""
+        try:
+            pending = pending_migrations(self.db)
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise explain(exc, self.path) from exc
+        if pending:
+            self.db.close()
+            raise StorageError(
+                f"The database {self.path} is from an earlier version and needs an upgrade, but its directory is "
+                "read-only; copy the data directory somewhere writable and point ASSISTANT_HOME at the copy."
+            )
+
     # -- plumbing -------------------------------------------------------------------------------------------
 
     @contextmanager
     def guard(self, write: bool = False) -> Iterator[sqlite_utils.Database]:
+        if write and self.read_only:
+            raise StorageError(read_only_sentence(self.path))
         with self._lock:
             try:
                 if write:
@@ -391,7 +419,58 @@ class Store:
             return cursor.rowcount > 0
 
 
+def read_only_sentence(path: Path) -> str:
+    return (
+        f"The data directory {path.parent} is read-only, so nothing can be saved; reading and exporting still work "
+        "(`assistant history export`). Make it writable or point ASSISTANT_HOME at a writable copy."
+    )
+
+
+def writable(home: Path, path: Path) -> bool:
+    """Whether the store can be written: its directory (SQLite adds -wal and -shm files there) and its file.
+
+    ``os.access`` also answers for root on a read-only file system, where file modes would not.
+    """
+    if not os.access(home, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+    """Open a database without writing a byte, even in a read-only directory.
+
+    ``mode=ro`` still needs the WAL index (-shm), which SQLite cannot create in a read-only directory; then the
+    file is opened as immutable. A database closed cleanly has no -wal file and loses nothing that way; a -wal
+    left by a crash cannot be read without writing, which is logged.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.Error:
+        pass
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size:
+        log.warning("%s cannot be read in a read-only directory; the latest changes may be missing", wal)
+    try:
+        conn = sqlite3.connect(
+            f"{uri}&immutable=1", uri=True, timeout=timeout, check_same_thread=False, isolation_level=None
+        )
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as exc:
+        raise explain(exc, path) from exc
+    return conn
+
+
 def open_store(home: Path | None = None, timeout: float = 5.0) -> Store:
-    """Open (creating if needed) the store in the private data dir, with SQLite's busy timeout in seconds."""
-    home = ensure_private_dir(home or data_dir())
-    return Store(db_path(home), timeout=timeout)
+    """Open (creating if needed) the store in the private data dir, with SQLite's busy timeout in seconds.
+
+    An existing store that cannot be written is opened read-only (see ``Store.read_only``).
+    """
+    home = home or data_dir()
+    path = db_path(home)
+    if home.is_dir() and path.is_file() and not writable(home, path):
+        return Store(path, timeout=timeout, read_only=True)
+    home = ensure_private_dir(home)
+    return Store(path, timeout=timeout)

@@ -94,6 +94,25 @@ def personal(text: str) -> bool:
     return not PERSONAL.isdisjoint(words(text))
 
 
+def covers(query: str, text: str) -> bool:
+    """Whether ``text`` holds every content word of ``query`` (crudely stemmed): it is about the same thing."""
+    wanted = {stem(w) for w in significant(query)}
+    return bool(wanted) and wanted <= {stem(w) for w in significant(text)}
+
+
+def worth_giving(query: str, text: str, score: float, floor: float) -> bool:
+    """Whether a recalled message belongs in the prompt for ``query``.
+
+    A small model follows whatever the prompt holds: an earlier chat about France turned "What is the capital of
+    Japan?" into an answer about France. So below ``floor`` nothing goes in; the user's earlier asking of the same
+    question holds no answer; and a question that is not about the user ("What is the capital of Japan?", no
+    I/me/my) gets only messages about exactly what it asks, holding every one of its content words.
+    """
+    if score < floor or " ".join(text.lower().split()) == " ".join(query.lower().split()):
+        return False
+    return personal(query) or covers(query, text)
+
+
 def about_present(text: str) -> bool:
     """Whether a question asks how things are now, so the newest of several statements should win."""
     return PRESENT.search(text) is not None

@@ -12,6 +12,7 @@ import pytest
 
 from storage.db import Store, open_store
 from storage.facts import list_facts
+from tests.read_only import read_only, read_only_mount_works, run_read_only
 from tests.test_cli_chat import ASSISTANT, chat_json, cli_env, ok, one_sentence_error, run_cli
 from tests.test_models_cli import EMPTY_GGUF
 
@@ -165,23 +166,13 @@ def test_data_dir_under_a_file_is_refused(tmp_path: Path) -> None:
     assert blocker.read_text() == "not a directory"
 
 
+@pytest.mark.skipif(not read_only_mount_works(), reason="root here cannot make a read-only mount (unshare -m)")
 def test_read_only_data_dir_is_refused(store: Store, home: Path) -> None:
     before = seed(store)
     store.close()
-    home.chmod(0o500)
-    try:
-        probe = home / "probe"
-        try:
-            probe.write_text("x")
-        except OSError:
-            pass
-        else:
-            probe.unlink()
-            pytest.skip("this user (root) can write to a 0500 directory; the under-a-file test covers it")
-        line = one_sentence_error(run_cli("chat", "Hello?"), code=4)
-        assert str(home) in line and "writable" in line
-    finally:
-        home.chmod(0o700)
+    with read_only(home):
+        line = one_sentence_error(run_read_only(home, "chat", "Hello?"), code=4)
+    assert str(home) in line and "read-only" in line and "writable" in line
     assert_intact(home, before)
 
 

@@ -15,8 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from assistant.cli import cli
+from assistant.errors import StorageError
 from assistant.session import Session
 from storage.db import Store, open_store
+from storage.facts import add_fact
+from storage.transfer import export_json
+from tests.read_only import read_only, read_only_mount_works, run_read_only
+from tests.test_cli_chat import one_sentence_error
 from tests.test_transfer import MALFORMED, comparable, seed, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,3 +224,102 @@ def test_export_of_empty_history(store: Store) -> None:
     done = ok("export", "--format", "json")
     assert json.loads(done.stdout)["conversations"] == []
     assert "no conversations to export" in done.stderr
+
+
+# -- a data dir that cannot be written ---------------------------------------------------------------------------
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+needs_read_only = pytest.mark.skipif(
+    not read_only_mount_works(), reason="root here cannot make a read-only mount (unshare -m)"
+)
+
+
+@needs_read_only
+def test_a_read_only_data_dir_can_still_be_read_and_exported(store: Store, home: Path, tmp_path: Path) -> None:
+    ids = [seed(store)]
+    add_fact(store, "I keep bees on the roof.")
+    expected = comparable(json.loads(export_json(store)))
+    store.close()
+    before = _digest(home / "assistant.db")
+    markdown, copy = tmp_path / "all.md", tmp_path / "all.json"
+    with read_only(home):
+        listed = run_read_only(home, "history", "list", "--json")
+        shown = run_read_only(home, "history", "show", str(ids[0]), "--json")
+        found = run_read_only(home, "history", "search", "Portugal", "--json")
+        exported = run_read_only(home, "history", "export", "--format", "json", "-o", str(copy))
+        as_text = run_read_only(home, "history", "export", "-o", str(markdown))
+        facts = run_read_only(home, "memory", "facts", "--json")
+    for done in (listed, shown, found, exported, as_text, facts):
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert {c["id"] for c in json.loads(listed.stdout)} == set(ids)
+    assert json.loads(shown.stdout)["id"] == ids[0]
+    assert json.loads(found.stdout)
+    assert [f["text"] for f in json.loads(facts.stdout)] == ["I keep bees on the roof."]
+    assert markdown.read_text().strip()
+    # The JSON export is a complete copy: imported into a fresh data dir it gives back every conversation.
+    fresh = tmp_path / "fresh"
+    ok("import", str(copy), home=fresh)
+    assert comparable(json.loads(copy.read_text())) == expected
+    with open_store(fresh) as restored:
+        assert comparable(json.loads(export_json(restored))) == expected
+    assert _digest(home / "assistant.db") == before  # not a byte written
+    assert not (home / "assistant.db-wal").exists()
+
+
+@needs_read_only
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("chat", "Hello?"),
+        ("memory", "remember", "I like figs."),
+        ("history", "delete", "1", "--yes"),
+        ("history", "import", str(DATA / "minimal.json")),
+    ],
+    ids=["chat", "remember", "delete", "import"],
+)
+def test_a_read_only_data_dir_refuses_writes_in_one_sentence(store: Store, home: Path, args: tuple[str, ...]) -> None:
+    seed(store)
+    expected = snapshot(store)
+    store.close()
+    before = _digest(home / "assistant.db")
+    with read_only(home):
+        done = run_read_only(home, *args)
+    line = one_sentence_error(done, code=4)
+    assert str(home) in line and "read-only" in line and "export" in line
+    assert _digest(home / "assistant.db") == before
+    with open_store(home) as after:
+        assert snapshot(after) == expected
+
+
+@needs_read_only
+def test_a_read_only_database_that_needs_an_upgrade_says_so(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage import migrations
+
+    with monkeypatch.context() as patch:
+        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:2])
+        with open_store(home) as old:
+            old.create_conversation("kept")
+    with read_only(home):
+        line = one_sentence_error(run_read_only(home, "history", "list"), code=4)
+    assert "needs an upgrade" in line and "ASSISTANT_HOME" in line
+    with open_store(home) as upgraded:  # writable again: the upgrade runs and the data is there
+        assert [c.title for c in upgraded.list_conversations()] == ["kept"]
+
+
+def test_a_store_opened_read_only_reads_and_refuses_writes(store: Store, home: Path) -> None:
+    ids = [seed(store)]
+    store.close()
+    with Store(home / "assistant.db", read_only=True) as frozen:
+        assert {c.id for c in frozen.list_conversations()} == set(ids)
+        with pytest.raises(StorageError, match="read-only"):
+            frozen.create_conversation("new")
+        with pytest.raises(StorageError, match="read-only"):
+            frozen.delete_conversation(ids[0])
+    with open_store(home) as reopened:
+        assert {c.id for c in reopened.list_conversations()} == set(ids)
