@@ -77,6 +77,14 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db.table("messages").enable_fts(["content"], tokenize="porter unicode61", create_triggers=True)
 
 
+def pending_migrations(db: sqlite_utils.Database) -> list[str]:
+    """The migrations not yet applied to this database (reads only)."""
+    if "_migrations" not in db.table_names():
+        return [name for name, _ in MIGRATIONS]
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    return [name for name, _ in MIGRATIONS if name not in done]
+
+
 def apply_migrations(db: sqlite_utils.Database) -> list[str]:
     """Apply every migration not yet recorded; return the names applied now."""
     if "_migrations" not in db.table_names():
@@ -137,6 +145,15 @@ def m002_memory(db: sqlite_utils.Database) -> None:
             INSERT OR IGNORE INTO vector_tombstones (message_id) VALUES (old.id);
         END"""
     )
+
+
+@migration
+def m003_superseded(db: sqlite_utils.Database) -> None:
+    # A regenerated reply, an edited message and what followed it, or a failed reply that was retried stay stored
+    # (the learning job reads a regenerated pair as a preference) but leave the conversation: superseded_by points
+    # at the message that replaced them. Deleting that message brings them back.
+    db.execute("ALTER TABLE messages ADD COLUMN superseded_by INTEGER REFERENCES messages(id) ON DELETE SET NULL")
+    db.execute("CREATE INDEX messages_superseded_by ON messages(superseded_by)")
 
 
 # Tables whose ids other records (the forgotten list, the learning job's selections) point at: an id must never
