@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from assistant.cli.doctor_privacy import network_verdict, outside_writes_verdict, run_probe
 from storage.db import Store
 from tests.test_cli_chat import ok, run_cli
 
@@ -20,7 +25,21 @@ EXPECTED = {
     "active model",
     "threads",
     "disk space",
+    "network",
+    "files outside the data dir",
+    "telemetry leftovers",
 }
+ORT_QUEUE = Path(".cache", "Microsoft", "DeveloperTools", ".onnxruntime")
+
+
+@pytest.fixture(autouse=True)
+def user_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of its own: the real one may hold another program's onnxruntime queue."""
+    path = tmp_path / "user"
+    path.mkdir()
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    return path
 
 
 def report(expect_code: int, **env: Any) -> dict[str, dict[str, Any]]:
@@ -39,8 +58,43 @@ def test_good_install_passes(store: Store, home: Path) -> None:
     assert {name: c["status"] for name, c in checks.items()} == dict.fromkeys(EXPECTED, "ok")
     assert "loads in" in checks["active model"]["detail"]
     assert "0.3.36" in checks["llama-cpp-python"]["detail"]
+    network = checks["network"]["detail"]
+    assert "no outbound attempt" in network and "telemetry off" in network and "onnxruntime 1." in network
+    assert ("traced with strace" in network) is (shutil.which("strace") is not None)
+    assert "left it empty" in checks["files outside the data dir"]["detail"]
     text = ok("doctor").stdout
     assert "All good" in text and "✗" not in text
+
+
+def test_leftover_onnxruntime_queue_warns_with_the_command_that_deletes_it(store: Store, user_home: Path) -> None:
+    queue = user_home / ORT_QUEUE
+    queue.mkdir(parents=True)
+    (queue / "onnxruntime.db").write_bytes(b"events")
+    (queue / "deviceid").write_text("0f1e2d3c")
+    checks = report(0)  # a warning, not a failure
+    leftovers = checks["telemetry leftovers"]
+    assert leftovers["status"] == "warn" and str(queue) in leftovers["detail"]
+    assert leftovers["fix"] == f"Delete it: `rm -rf {queue}`"
+    assert (queue / "onnxruntime.db").exists()  # doctor only looks
+    command = leftovers["fix"].split("`")[1]
+    assert command == f"rm -rf {queue}" and queue.is_relative_to(user_home)  # only ever this test's own dir
+    subprocess.run(command, shell=True, check=True)
+    assert not queue.exists() and (user_home / ".cache").exists()
+    assert report(0)["telemetry leftovers"]["status"] == "ok"
+
+
+def test_the_privacy_probe_catches_telemetry_and_a_connect() -> None:
+    """The probe fails when a library writes under HOME (onnxruntime imported bare, telemetry on) or connects."""
+    bare = run_probe("import onnxruntime\nprint('done')")
+    assert bare.ran and any(s.startswith(str(ORT_QUEUE)) for s in bare.strays)
+    status, detail, _ = outside_writes_verdict(bare)
+    assert status == "fail" and "~/.cache/Microsoft" in detail
+    if not bare.traced:
+        pytest.skip("strace is not available to watch connect(2)")
+    connect = run_probe(
+        "import socket\ns = socket.socket()\ntry: s.connect(('127.0.0.1', 9))\nexcept OSError: pass\nprint('done')"
+    )
+    assert connect.network and network_verdict(connect)[0] == "fail"
 
 
 def test_open_data_dir_fails_and_is_left_as_found(store: Store, home: Path) -> None:

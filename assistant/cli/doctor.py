@@ -45,6 +45,7 @@ class Check:
 class Context:
     home: Path
     settings: Settings | None = None
+    probe: Any = None  # the privacy probe's result, run once for the checks that read it
 
 
 def check_python(ctx: Context) -> Check:
@@ -253,6 +254,32 @@ def check_disk(ctx: Context) -> Check:
     return Check("disk space", "ok", detail)
 
 
+def _privacy_probe(ctx: Context) -> Any:
+    from assistant.cli.doctor_privacy import run_probe
+
+    if ctx.probe is None:
+        ctx.probe = run_probe()
+    return ctx.probe
+
+
+def check_network(ctx: Context) -> Check:
+    from assistant.cli.doctor_privacy import network_verdict
+
+    return Check("network", *network_verdict(_privacy_probe(ctx)))
+
+
+def check_outside_writes(ctx: Context) -> Check:
+    from assistant.cli.doctor_privacy import outside_writes_verdict
+
+    return Check("files outside the data dir", *outside_writes_verdict(_privacy_probe(ctx)))
+
+
+def check_telemetry_leftovers(ctx: Context) -> Check:
+    from assistant.cli.doctor_privacy import leftovers_verdict
+
+    return Check("telemetry leftovers", *leftovers_verdict())
+
+
 CHECKS: list[Callable[[Context], Check]] = [
     check_python,
     check_llama,
@@ -263,6 +290,9 @@ CHECKS: list[Callable[[Context], Check]] = [
     check_model,
     check_threads,
     check_disk,
+    check_network,
+    check_outside_writes,
+    check_telemetry_leftovers,
 ]
 
 
