@@ -17,6 +17,7 @@ from assistant.runtime.base import Backend
 # Tokens reserved per message for the template's role markers when estimating (checked by a real render after).
 MESSAGE_OVERHEAD = 8
 MIN_REPLY_TOKENS = 64
+HISTORY_STEPS = 4  # history that outgrows the window is left out a quarter of the budget at a time
 
 
 @dataclass(slots=True)
@@ -65,6 +66,31 @@ def trim_middle(backend: Backend, text: str, limit: int) -> str:
         chars = int(chars * 0.85)
 
 
+def history_start(costs: list[int], free: int, budget: int) -> int:
+    """Where the kept history starts: late enough to fit ``free`` tokens, and on a stable step.
+
+    Dropping only the oldest message each turn would change the prompt's start on every turn once a conversation
+    outgrows the window, and llama.cpp would read the whole prompt again every time. So history is left out in
+    steps: it may only start at a message that opens a new quarter of the budget, counted from the start of the
+    conversation. Those places do not move as the conversation grows, so the start stays put for several turns
+    (the prompt is read whole once per step), at the price of up to a quarter of the budget left unused.
+    """
+    total = sum(costs)
+    if total <= free:
+        return 0
+    step = max(1, budget // HISTORY_STEPS)
+    needed = total - free  # tokens that must be left out, at least
+    first_fit: int | None = None
+    before = 0  # tokens of the messages before index i
+    for i, cost in enumerate(costs):
+        if before >= needed:
+            first_fit = i if first_fit is None else first_fit
+            if before // step != (before - costs[i - 1]) // step:
+                return i
+        before += cost
+    return first_fit if first_fit is not None else len(costs)
+
+
 def plan_prompt(
     backend: Backend,
     system: str,
@@ -101,15 +127,12 @@ def plan_prompt(
     user_tokens += note_tokens
 
     history = normalise(history)
-    free = budget - base_tokens - user_tokens
-    kept: list[dict[str, str]] = []
-    for msg in reversed(history):
-        cost = backend.count_tokens(msg["content"]) + MESSAGE_OVERHEAD
-        if cost > free:
-            break
-        kept.append(msg)
-        free -= cost
-    kept.reverse()
+    start = history_start(
+        [backend.count_tokens(m["content"]) + MESSAGE_OVERHEAD for m in history],
+        budget - base_tokens - user_tokens,
+        budget,
+    )
+    kept = history[start:]
 
     def render(past: list[dict[str, str]]) -> tuple[list[dict[str, str]], str, int]:
         msgs = [*system_msgs, *past, {"role": "user", "content": user_text}]

@@ -146,9 +146,18 @@ def with_note(note: str, text: str) -> str:
     return f"{note}\n\n{text}" if note else text
 
 
+@dataclass(slots=True)
+class NotedHistory:
+    """Earlier turns with the notes they were given, and what those notes hold."""
+
+    messages: list[dict[str, str]] = field(default_factory=list)
+    seen: frozenset[int] = frozenset()  # ids of the messages recalled into the notes
+    note_tokens: int = 0  # what the notes cost
+
+
 def history_with_notes(
     messages: Sequence[Message], notes: Mapping[int, Sequence[Recall]], counter: Counter, budget: int
-) -> tuple[list[dict[str, str]], frozenset[int]]:
+) -> NotedHistory:
     """Earlier turns as the model read them: each message of the user after the note its reply was given.
 
     ``notes`` maps a reply's id to what it was given (in order); the ids of every snippet given come back too, so
@@ -156,6 +165,7 @@ def history_with_notes(
     """
     past = [{"role": m.role, "content": m.content} for m in messages]
     seen: set[int] = set()
+    tokens = 0
     asked: int | None = None  # the latest message of the user not yet answered
     for index, message in enumerate(messages):
         if message.role == "user":
@@ -164,9 +174,10 @@ def history_with_notes(
             recalls = notes[message.id]
             seen.update(r.message_id for r in recalls)
             note = render_note(counter, recalls, budget)
+            tokens += counter.count_tokens(note)
             past[asked] = {"role": "user", "content": with_note(note, messages[asked].content.strip())}
             asked = None
-    return past, frozenset(seen)
+    return NotedHistory(past, frozenset(seen), tokens)
 
 
 def build_memory_block(
@@ -175,11 +186,14 @@ def build_memory_block(
     recalls: Sequence[Recall],
     budget: int,
     seen: frozenset[int] = frozenset(),
+    given_tokens: int = 0,
 ) -> MemoryBlock:
     """Facts (newest first) within their share of ``budget``, then the best recalled snippets in what is left.
 
-    The facts' share does not depend on what is recalled, so the system prompt stays the same from turn to turn;
-    ``seen`` are ids of messages already given earlier in the conversation (they are still in its history).
+    The facts' share does not depend on what is recalled, so the system prompt stays the same from turn to turn.
+    ``seen`` are ids of messages already given earlier in the conversation (they are still in its history) and
+    ``given_tokens`` what those notes cost: they count against the budget, but a new turn always has room for one
+    new snippet (its topic may be new).
     """
     block = MemoryBlock()
     if budget <= 0:
@@ -204,12 +218,18 @@ def build_memory_block(
         fact_lines.pop()
         block.facts.pop()
         block.facts_text = "\n".join([FACTS_HEADER, *fact_lines]) if fact_lines else ""
-    free = budget - (counter.count_tokens(block.facts_text) if block.facts_text else 0)
-
+    facts_tokens = counter.count_tokens(block.facts_text) if block.facts_text else 0
     limit = snippet_limit(budget)
+    one = min(limit + RECALL_HEADER_TOKENS, budget - facts_tokens)  # the note's header and one snippet
+    room = budget - facts_tokens - given_tokens
+    most = None if room >= one else 1  # the budget is spent on earlier notes: the best new snippet only
+    room = free = max(room, one)
     known = {_flat(f.text).casefold() for f in block.facts}
     header_cost = _cost(counter, RECALL_HEADER)
     for recall in sorted(recalls, key=lambda r: r.score, reverse=True):
+        if most is not None and len(block.recalls) >= most:
+            block.dropped_budget += 1
+            continue
         body = _flat(recall.text)
         if not body or body.casefold() in known or recall.message_id in seen:
             continue
@@ -222,8 +242,7 @@ def build_memory_block(
         free -= line_cost + (0 if len(block.recalls) > 1 else header_cost)
     block.note = render_note(counter, block.recalls, budget)
     # The per-line sums are an estimate; the real count of the joined text decides.
-    facts_tokens = counter.count_tokens(block.facts_text) if block.facts_text else 0
-    while block.recalls and facts_tokens + counter.count_tokens(block.note) > budget:
+    while block.recalls and counter.count_tokens(block.note) > room:
         block.recalls.pop()
         block.dropped_budget += 1
         block.note = render_note(counter, block.recalls, budget)

@@ -31,6 +31,7 @@ from assistant.context import PromptPlan, plan_prompt
 from assistant.errors import AssistantError, InputError
 from assistant.memory_prompt import (
     MemoryBlock,
+    NotedHistory,
     build_memory_block,
     history_with_notes,
     parse_remember,
@@ -287,10 +288,10 @@ class Session:
             memory.close()
 
     def recall(
-        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int, seen: frozenset[int] = frozenset()
+        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int, past: NotedHistory | None = None
     ) -> tuple[MemoryBlock, str | None]:
-        """The memory for a message (facts, and recalled snippets not ``seen`` earlier in the conversation) and at
-        most one notice."""
+        """The memory for a message (facts, and recalled snippets not already given in the conversation's history
+        ``past``) and at most one notice."""
         if not self._use_memory:
             return MemoryBlock(), None
         notice: str | None = None
@@ -333,7 +334,8 @@ class Session:
         facts = [f for f in facts if keep_in_prompt(f.text, text)]
         recalls = [r for r in recalls if keep_in_prompt(r.text, text)]
         budget = self.settings.memory_budget(n_ctx)
-        block = build_memory_block(counter, facts, recalls, budget, seen=seen)
+        past = past or NotedHistory()
+        block = build_memory_block(counter, facts, recalls, budget, seen=past.seen, given_tokens=past.note_tokens)
         return block, notice
 
     def _relevant(self, query: str, hits: list[Recall]) -> list[Recall]:
@@ -352,10 +354,7 @@ class Session:
     # -- turns ----------------------------------------------------------------------------------------------
 
     def generation_params(self) -> GenerationParams:
-        settings = self.settings
-        return GenerationParams(
-            max_tokens=settings.max_tokens, temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed
-        )
+        return GenerationParams.from_settings(self.settings)
 
     def _setup(self) -> TurnSetup:
         return TurnSetup(
@@ -435,12 +434,10 @@ class Session:
                     notices.append(warning)
         return self._reply(conversation_id, user_message_id, text, history, notices)
 
-    def _history(
-        self, messages: list[Message], counter: Any, n_ctx: int
-    ) -> tuple[list[dict[str, str]], frozenset[int]]:
-        """Earlier turns as the model read them, notes included (with memory on), and the ids those notes hold."""
+    def _history(self, messages: list[Message], counter: Any, n_ctx: int) -> NotedHistory:
+        """Earlier turns as the model read them, with their notes when memory is on."""
         if not self._use_memory:
-            return [{"role": m.role, "content": m.content} for m in messages], frozenset()
+            return NotedHistory([{"role": m.role, "content": m.content} for m in messages])
         try:
             notes = recalled_for(self.store, [m.id for m in messages if m.role == "assistant"])
         except AssistantError:
@@ -458,12 +455,12 @@ class Session:
     ) -> Turn:
         """Plan the prompt for a stored message of the user and return the turn that will answer it."""
         backend = self.load()
-        past, seen = self._history(history, backend, backend.n_ctx)
-        block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx, seen)
+        past = self._history(history, backend, backend.n_ctx)
+        block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx, past)
         system = self.settings.system_prompt
         if block.facts_text:
             system = f"{system.rstrip()}\n\n{block.facts_text}" if system.strip() else block.facts_text
-        plan = plan_prompt(backend, system, past, text, self.settings.max_tokens, note=block.note)
+        plan = plan_prompt(backend, system, past.messages, text, self.settings.max_tokens, note=block.note)
         if plan.user_trimmed:
             self.store.update_message(user_message_id, context_trimmed=1)
         turn = Turn(self._setup(), backend, conversation_id, user_message_id, plan, replaces=replaces)

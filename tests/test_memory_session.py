@@ -250,7 +250,7 @@ def test_memory_off_sends_neither_recall_nor_facts(
     assert "vegetarian" not in turn.plan.prompt and "Miso" not in turn.plan.prompt
     assert memory.searches == [] and turn.memories == [] and turn.facts == []
     session.use_memory = True  # the TUI's toggle
-    turn = session.start_turn("Hello again", turn.conversation_id)
+    turn = session.start_turn("What is my cat called?", turn.conversation_id)
     assert "vegetarian" in turn.plan.prompt and "Miso" in turn.plan.prompt
     session.close()
 
