@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,6 +121,8 @@ class ChromaIndex:
 
     def _forget_system(self) -> None:
         # chromadb caches one System per path; a rebuilt directory must not reuse the old one.
+        if "chromadb" not in sys.modules:
+            return  # never imported in this process, so nothing is cached (and importing it takes a second)
         try:
             from chromadb.api.client import SharedSystemClient
 
