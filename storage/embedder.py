@@ -222,6 +222,7 @@ class Embedder:
 
     def _load_sentence_transformers(self) -> Callable[[list[str]], list[list[float]]]:
         keep_torch_in(self.models_dir or default_models_dir())
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # as in export_onnx: no bar in a chat's stderr
         import torch
         from sentence_transformers import SentenceTransformer
 
