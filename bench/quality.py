@@ -209,14 +209,11 @@ def loops(max_tokens: int = LOOP_TOKENS) -> dict[str, Any]:
     from assistant.config import DEFAULT_SYSTEM_PROMPT, Settings
     from assistant.loops import degenerate, repeated_share
     from assistant.runtime.base import GenerationParams
-    from assistant.runtime.llama import LlamaBackend
-    from bench import model_path
+    from bench import load_model
 
     defaults = Settings()
     with temp_home() as home:
-        backend = LlamaBackend(
-            model_path(home), name="smollm2", n_ctx=defaults.context_size, threads=defaults.effective_threads()
-        )
+        backend = load_model(home, n_ctx=defaults.context_size, threads=defaults.effective_threads())
     samplings = {
         "default": GenerationParams.from_settings(defaults),
         "unguarded": GenerationParams.from_settings(defaults),

@@ -43,3 +43,8 @@ class FakeBackend:
 
     def close(self) -> None:
         self.closed = True
+
+
+def load(spec: object, settings: object, adapter: object, n_ctx: int) -> FakeBackend:
+    """A runtime module's entry point (``assistant.runtime.registry``): lets tests register a second runtime."""
+    return FakeBackend(n_ctx=n_ctx)

@@ -101,3 +101,45 @@ def test_switching_to_the_second_bundled_architecture(store: Store, settings, ho
     assert back.result is not None and back.result.model == "smollm2"
     assert getattr(session.load(), "architecture", None) == "llama"
     session.close()
+
+
+# -- one way to load a model -----------------------------------------------------------------------------------
+
+
+def test_a_model_is_loaded_by_the_runtime_for_its_format(
+    store: Store, home: Path, settings, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from assistant.models import ModelSpec
+    from assistant.runtime import RUNTIMES, load_backend
+    from tests.fakes import FakeBackend
+
+    # A second runtime is one module with a load() function plus one line in the registry.
+    monkeypatch.setitem(RUNTIMES, "fake", "tests.fakes")
+    spec = ModelSpec("tiny", tmp := home / "tiny.bin", "local", format="fake")
+    backend = load_backend(spec, settings, n_ctx=321)
+    assert isinstance(backend, FakeBackend) and backend.n_ctx == 321
+    with pytest.raises(ModelError, match="mlx format"):
+        load_backend(ModelSpec("later", tmp, "local", format="mlx"), settings)
+
+
+def test_the_session_loads_through_load_backend(store: Store, home: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from assistant.runtime.llama import LlamaBackend
+
+    session = Session(store, settings, home=home, use_memory=False)  # the default loader
+    try:
+        backend = session.load()
+        assert isinstance(backend, LlamaBackend) and backend.name == "smollm2"
+        assert backend.n_ctx == settings.context_size
+    finally:
+        session.close()
+
+
+def test_nothing_outside_the_runtime_names_a_concrete_backend() -> None:
+    root = Path(__file__).resolve().parent.parent
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("assistant", "tui", "bench", "learning")
+        for path in (root / folder).rglob("*.py")
+        if "runtime" not in path.relative_to(root).parts and "LlamaBackend" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
