@@ -160,6 +160,8 @@ def chat(
         except AssistantError:
             if printer is not None:
                 printer.end_line()  # so the error sentence starts on its own line
+            elif as_json and turn is not None and turn.result is not None and not turn.result.saved:
+                emit_json(turn.result.to_dict())  # a reply that could not be saved is printed anyway
             raise
         else:
             assert turn is not None and turn.result is not None
