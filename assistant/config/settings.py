@@ -36,10 +36,10 @@ class Settings(BaseModel):
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     seed: int = Field(-1, description="Sampling seed; -1 picks a random one each reply.")
     repeat_penalty: float = Field(
-        1.1,
+        1.15,
         ge=1.0,
         le=2.0,
-        description="Penalty on tokens used in the last 64 (1.0: none); 1.1 stops most loops of the small models.",
+        description="Penalty on tokens used in the last 64 (1.0: none); 1.15 stopped every measured loop of SmolLM2.",
     )
     frequency_penalty: float = Field(
         0.0, ge=0.0, le=2.0, description="Penalty growing with how often a token was used in the last 64 (0: none)."

@@ -28,7 +28,7 @@ class GenerationParams:
     seed: int = -1
     stop: list[str] = field(default_factory=list)
     # Repetition guards (see assistant.loops and docs/benchmarks.md for how the defaults were chosen).
-    repeat_penalty: float = 1.1
+    repeat_penalty: float = 1.15
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     cut_loops: bool = True  # stop a reply that still loops, with finish_reason "loop"
