@@ -36,17 +36,18 @@ GENERAL: list[tuple[str, tuple[str, ...]]] = [
     ("What is the capital of Japan?", ("tokyo",)),
     ("How many legs does a spider have?", ("eight", "8")),
 ]
+# Topics the labelled set never mentions, so each question has one answer in memory.
 FACTS = [
-    "My sister Noor has a dachshund called Pepperoni.",
-    "My wifi network is called PastelNet.",
+    "My canoe is called Olive.",
+    "My favourite tea is Earl Grey.",
     "I am vegetarian.",
-    "My partner's name is Sam.",
+    "My piano teacher is called Mrs Okafor.",
 ]
 FACT_QUESTIONS: list[tuple[str, tuple[str, ...]]] = [
-    ("What is my sister's dog called?", ("pepperoni",)),
-    ("What is my wifi network called?", ("pastelnet",)),
-    ("Do I eat meat?", ("vegetarian", "no")),
-    ("What is my partner's name?", ("sam",)),
+    ("What is my canoe called?", ("olive",)),
+    ("What is my favourite tea?", ("earl grey",)),
+    ("What kind of diet do I follow?", ("vegetarian",)),
+    ("Who is my piano teacher?", ("okafor",)),
 ]
 RECALLED = 8  # questions of the labelled set, answered in one earlier conversation
 CREATIVE = [
