@@ -30,8 +30,6 @@ import pytest
 
 from tests.test_cli_chat import ASSISTANT, ROOT
 
-pytestmark = pytest.mark.model
-
 WRITE_CALLS = "open,openat,creat,mkdir,mkdirat,rename,renameat,renameat2,link,linkat,symlink,symlinkat"
 NETWORK_CALLS = "connect,sendto,sendmsg"
 WRITE_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND")
@@ -243,6 +241,7 @@ def chats(user: UserHome, tmp_path_factory: pytest.TempPathFactory) -> list[tupl
 # -- the commands ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.model
 @needs_strace
 def test_chats_with_memory_stay_private(user: UserHome, chats: Any) -> None:
     for done, trace in chats:
@@ -257,6 +256,7 @@ def test_chats_with_memory_stay_private(user: UserHome, chats: Any) -> None:
     assert any("Pepperoni" in m["text"] for m in json.loads(done.stdout)["memories"])
 
 
+@pytest.mark.model
 @needs_strace
 def test_memory_search_stays_private(user: UserHome, chats: Any, tmp_path: Path) -> None:
     assert all(done.returncode == 0 for done, _ in chats)
@@ -266,6 +266,7 @@ def test_memory_search_stays_private(user: UserHome, chats: Any, tmp_path: Path)
     user.assert_private(trace)
 
 
+@pytest.mark.model
 @needs_strace
 def test_history_import_stays_private(user: UserHome, chats: Any, tmp_path: Path) -> None:
     assert all(done.returncode == 0 for done, _ in chats)
@@ -320,6 +321,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.model
 @needs_strace
 def test_tui_first_turn_stays_private(user: UserHome, chats: Any, tmp_path: Path) -> None:
     assert all(done.returncode == 0 for done, _ in chats)
