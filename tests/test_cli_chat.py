@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from storage.db import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)  # Linux
 ASSISTANT = str(Path(sys.executable).parent / "assistant")
 TURN_FIELDS = {
     "conversation_id",
@@ -156,30 +159,54 @@ def test_unknown_conversation_is_refused(home: Path) -> None:
     assert "no conversation 999" in one_sentence_error(done, code=5)
 
 
+def blocked_writing_a_pipe(pid: int) -> bool:
+    """The process's main thread is asleep in a write to a full pipe (Linux: /proc/PID/wchan)."""
+    try:
+        return "pipe_write" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
 @pytest.mark.model
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux's /proc/PID/wchan")
 def test_ctrl_c_keeps_the_partial_reply_and_exits_130(home: Path) -> None:
-    """The first streamed bytes arrive while the reply is still being written; Ctrl-C then keeps what was written."""
+    """Ctrl-C while the reply is being written keeps what was written and exits 130.
+
+    The reply cannot end before the interrupt: the CLI's stdout is a pipe the test has filled, so its first write of
+    the reply blocks (each piece is generated, then printed, on the same thread), and the interrupt is sent once the
+    CLI is seen blocked in that write: a condition, not a time, however busy the machine is.
+    """
+    read_end, write_end = os.pipe()
+    capacity = fcntl.fcntl(write_end, F_GETPIPE_SZ)
+    os.write(write_end, b"\0" * capacity)  # full: the next write to it blocks until the test reads
     proc = subprocess.Popen(
         [ASSISTANT, "chat", "Count from 1 to 500, separated by commas."],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdout=write_end,
         stderr=subprocess.PIPE,
         env=cli_env(ASSISTANT_MAX_TOKENS="2000"),
         cwd=ROOT,
     )
-    assert proc.stdout is not None
-    first = proc.stdout.read(1)  # if the reply were printed only at the end, this would come after the exit
-    assert first
+    os.close(write_end)
+    assert proc.stderr is not None
+    while not blocked_writing_a_pipe(proc.pid):
+        assert proc.poll() is None, proc.stderr.read().decode()  # it may only end after the interrupt
+        time.sleep(0.01)  # polling the condition above
     proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=120)
-    printed = (first + rest).decode()
-    assert proc.returncode == 130, err.decode()
-    assert "Traceback" not in err.decode()
-    assert "partial reply was kept" in err.decode()
+    with os.fdopen(read_end, "rb") as reader:
+        out = reader.read()  # drains the pipe, so the CLI can finish writing and exit
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 130, err
+    assert out[:capacity] == b"\0" * capacity
+    printed = out[capacity:].decode()
+    assert "Traceback" not in err
+    assert "partial reply was kept" in err
     with open_store(home) as store:
         (conversation,) = store.list_conversations()
         user, reply = store.messages(conversation.id)
     assert user.content == "Count from 1 to 500, separated by commas."
     assert reply.finish_reason == "cancelled" and not reply.complete
-    assert printed.strip() and reply.content.startswith(printed.removesuffix("\n"))
+    # What was printed is what was kept: the pieces generated before the interrupt, nothing after it.
+    assert printed and reply.content.startswith(printed.removesuffix("\n"))
+    assert len(reply.content) < 200
