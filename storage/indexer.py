@@ -60,6 +60,7 @@ class Indexer:
         self._thread: threading.Thread | None = None
         self._pauses = 0  # pause() calls not yet resumed: the background indexer waits while > 0
         self._resumed = threading.Condition()
+        self.held = threading.Event()  # set while the background thread waits for a resume (tests wait on it)
 
     # -- one pass -------------------------------------------------------------------------------------------
 
@@ -279,7 +280,9 @@ class Indexer:
         """Block while paused; False if the thread was stopped meanwhile."""
         with self._resumed:
             while self._pauses and not stop.is_set():
+                self.held.set()
                 self._resumed.wait()  # stop() and resume() both notify
+            self.held.clear()
         return not stop.is_set()
 
     def _run(self) -> None:
