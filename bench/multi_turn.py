@@ -63,7 +63,7 @@ def tokens_read(backend: Any, prompt: str) -> tuple[int, int]:
     return len(tokens), len(tokens) - max(prefix, 0)
 
 
-def conversation(session: Any, texts: list[str]) -> list[dict[str, Any]]:
+def conversation(session: Any, texts: list[str]) -> tuple[list[dict[str, Any]], int]:
     """Ten turns of one new conversation on a model whose cache starts empty."""
     backend = session.load()
     backend.llm.reset()
@@ -93,7 +93,8 @@ def conversation(session: Any, texts: list[str]) -> list[dict[str, Any]]:
                 "others_cores": window.stop()["others_cores"],
             }
         )
-    return turns
+    assert conversation_id is not None
+    return turns, conversation_id
 
 
 def run(reps: int = 1) -> dict[str, Any]:
@@ -137,7 +138,9 @@ def run(reps: int = 1) -> dict[str, Any]:
             )
             if side == "on":
                 session.wait_for_memory()
-            turns = conversation(session, texts)
+            turns, conversation_id = conversation(session, texts)
+            # Forgotten, so the next conversation recalls what this one did (word matches would find it).
+            store.delete_conversation(conversation_id)
             sides[side].append(turns)
             reads = " ".join(str(t["tokens_read"]) for t in turns)
             log(f"  memory {side:3}: tokens read per turn {reads}")
