@@ -140,7 +140,8 @@ def test_real_model_prompts_and_tokens_extend_the_last_turn(
     try:
         conversation_id = None
         previous: tuple[str, str] | None = None
-        for hits, text in zip(recall_plan(store), ["Hi, I am back!", "What is my cat called?", "Thanks, I see.", "What do I bake?"]):
+        texts = ["Hi, I am back!", "What is my cat called?", "Thanks, I see.", "What do I bake?"]
+        for hits, text in zip(recall_plan(store), texts, strict=True):
             memory.hits = hits
             turn = session.start_turn(text, conversation_id)
             conversation_id = turn.conversation_id
