@@ -89,11 +89,7 @@ class Bundled:
 
 BUNDLED: dict[str, Bundled] = {
     "smollm2": Bundled("SmolLM2 135M Instruct, Q4_1 (default; bundled)", smollm2_path),
-    "gemma3-270m": Bundled(
-        "Gemma 3 270M base, Q4_K_M (bundled; a second architecture; not a chat model: short answers only)",
-        gemma3_path,
-        chat=False,
-    ),
+    "gemma3-270m": Bundled("Gemma 3 270M base, Q4_K_M (bundled; a second architecture)", gemma3_path, chat=False),
 }
 
 
