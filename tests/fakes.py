@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +19,8 @@ class FakeBackend:
         self.delay_s = delay_s
         self.prompts: list[str] = []
         self.fail_after: int | None = None
+        # When set, the stream waits on it after its first word: a reply that cannot end before the test lets it.
+        self.hold: threading.Event | None = None
         self.closed = False
 
     def count_tokens(self, text: str) -> int:
@@ -40,6 +43,8 @@ class FakeBackend:
             text = word if i == 0 else " " + word
             last = i == len(words) - 1
             yield Chunk(text, 1, time.perf_counter() - started, "stop" if last else None)
+            if self.hold is not None:
+                self.hold.wait()
 
     def close(self) -> None:
         self.closed = True

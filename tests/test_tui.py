@@ -46,8 +46,8 @@ def record_notifications(app: AssistantApp) -> Notes:
     return notes
 
 
-async def settle(pilot: Pilot, app: AssistantApp, rounds: int = 1200) -> None:
-    """Let the workers finish (bounded by iterations; the real model needs a few hundred at most)."""
+async def settle(pilot: Pilot, app: AssistantApp, rounds: int = 12000) -> None:
+    """Let the workers finish (a condition; the bound only stops a broken test, far beyond a busy machine's need)."""
     for _ in range(rounds):
         await pilot.pause(0.05)
         if not app.main.generating and not any(w.is_running for w in app.workers):
@@ -109,13 +109,15 @@ async def test_escape_stops_and_keeps_the_partial_reply(real_session: Session, s
     app = AssistantApp(session=real_session)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "Write a long story about a dragon who learns to bake bread.")
-        for _ in range(1200):  # wait until some of the reply is on screen
+        for _ in range(30000):  # wait until some of the reply is on screen
             await pilot.pause(0.02)
             if app.main.reply is not None and len(app.main.reply.content) > 20:
                 break
         assert app.main.generating
         await pilot.press("escape")
         await settle(pilot, app)
+        else:
+            raise AssertionError("no reply appeared")
 
         reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
         assert reply.role == "assistant" and not reply.complete and reply.finish_reason == "cancelled"
@@ -295,7 +297,7 @@ async def test_theme_toggle_from_the_command_palette_is_saved(fake_session: Sess
         assert app.theme == "textual-dark"
         await pilot.press("ctrl+p")
         await pilot.press(*"toggle theme")
-        for _ in range(200):  # the palette searches in the background
+        for _ in range(30000):  # the palette searches in the background
             await pilot.pause(0.02)
             found = app.screen.query_one(CommandList)
             if found.option_count and "Toggle theme" in str(found.get_option_at_index(0).prompt):
@@ -333,6 +335,8 @@ async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: S
     def slow_loader(spec: object, s: Settings) -> FakeBackend:
         release.wait(30)
         return FakeBackend(["Ready now."])
+        else:
+            raise AssertionError("the palette never offered the command")
 
     session = Session(store, settings, home=home, loader=slow_loader)
     app = AssistantApp(session=session)
@@ -424,11 +428,11 @@ async def test_quitting_mid_reply_keeps_the_partial_reply(
     fake_session: Session, fake_backend: FakeBackend, store: Store
 ) -> None:
     fake_backend.replies = [" ".join(f"word{i}" for i in range(400))]
-    fake_backend.delay_s = 0.01
+    fake_backend.hold = threading.Event()  # after its first word, the model waits for the test
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "talk for a while")
-        for _ in range(500):
+        for _ in range(30000):
             await pilot.pause(0.02)
             if app.main.reply is not None and app.main.reply.content:
                 break
@@ -444,7 +448,7 @@ async def test_the_app_opens_its_own_store_and_model_after_the_first_frame(store
     app = AssistantApp()  # as `assistant` runs it: nothing opened before the first frame
     async with app.run_test(size=SIZE) as pilot:
         assert app.session is None or app.main.status.state in ("starting", "loading model", "ready")
-        for _ in range(600):  # bounded by rounds, not time
+        for _ in range(12000):  # a condition; the bound only stops a broken test
             await pilot.pause(0.05)
             if app.session is not None and app.session.loaded and app.main.status.state == "ready":
                 break
@@ -463,7 +467,7 @@ async def test_an_unusable_data_dir_is_a_notification_not_a_crash(
     app = AssistantApp()
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
-        for _ in range(200):
+        for _ in range(12000):
             await pilot.pause(0.05)
             if notes.texts("error"):
                 break
@@ -508,6 +512,14 @@ async def test_text_typed_right_after_enter_stays_in_the_box(fake_session: Sessi
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
         await type_raw(pilot, app, "send this\rtyped after")  # one burst: Enter, then more keys before it is handled
+        else:
+            raise AssertionError("no reply appeared")
+        # The model goes on only once the quit has asked the reply to stop: it cannot end first.
+        stop, hold = app.main.stop_event, fake_backend.hold
+        assert stop is not None
+        threading.Thread(target=lambda: (stop.wait(), hold.set()), daemon=True).start()
         await settle(pilot, app)
         assert [m.content for m in store.messages(app.main.conversation_id)][:1] == ["send this"]  # type: ignore[arg-type]
         assert app.main.prompt.text == "typed after"
+        else:
+            raise AssertionError("no error notification")

@@ -57,7 +57,7 @@ def seed_garden(store: Store, memory: Memory) -> tuple[int, int, int]:
     return cid, question, answer
 
 
-async def until(pilot: Pilot, condition: object, rounds: int = 600) -> None:
+async def until(pilot: Pilot, condition: object, rounds: int = 12000) -> None:
     """Wait for a condition, bounded by rounds (the embedder answers in milliseconds once loaded)."""
     for _ in range(rounds):
         if condition():  # type: ignore[operator]
@@ -187,7 +187,7 @@ async def test_memory_toggle_flips_the_session_the_status_bar_and_the_setting(
         # Back on, from the command palette.
         await pilot.press("ctrl+p")
         await pilot.press(*"toggle memory")
-        for _ in range(200):  # the palette searches in the background
+        for _ in range(30000):  # the palette searches in the background
             await pilot.pause(0.02)
             found = app.screen.query_one(CommandList)
             if found.option_count and "Toggle memory" in str(found.get_option_at_index(0).prompt):
@@ -198,3 +198,5 @@ async def test_memory_toggle_flips_the_session_the_status_bar_and_the_setting(
         await send(pilot, app, "Why do my tomato plants have yellow leaves with brown spots?")
         await settle(pilot, app)
         assert app.main.chat.query(Reply).last().query(Recalled)
+        else:
+            raise AssertionError("the palette never offered the command")

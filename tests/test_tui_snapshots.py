@@ -30,12 +30,15 @@ def fake_session(store: Store, settings: Settings, home: Path, fake_backend: Fak
 
 
 async def idle(pilot: Pilot) -> None:
-    """Wait (bounded by iterations) for the chat screen and the model-loading worker, so the status reads "ready"."""
+    """Wait for the chat screen and the model-loading worker, so the status reads "ready" (a condition: the bound
+    only stops a broken test; a snapshot taken before then would differ on a busy machine)."""
     app = pilot.app
-    for _ in range(400):
+    for _ in range(60000):
         await pilot.pause(0.01)
         if app.screen.query("#prompt") and not any(w.is_running for w in app.workers):
             break
+    else:
+        raise AssertionError("the app never became idle")
     app.screen.query_one("#prompt").cursor_blink = False  # a blinking cursor would make the frame depend on the clock
     await pilot.pause()
 
