@@ -113,11 +113,11 @@ async def test_escape_stops_and_keeps_the_partial_reply(real_session: Session, s
             await pilot.pause(0.02)
             if app.main.reply is not None and len(app.main.reply.content) > 20:
                 break
+        else:
+            raise AssertionError("no reply appeared")
         assert app.main.generating
         await pilot.press("escape")
         await settle(pilot, app)
-        else:
-            raise AssertionError("no reply appeared")
 
         reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
         assert reply.role == "assistant" and not reply.complete and reply.finish_reason == "cancelled"
@@ -302,6 +302,8 @@ async def test_theme_toggle_from_the_command_palette_is_saved(fake_session: Sess
             found = app.screen.query_one(CommandList)
             if found.option_count and "Toggle theme" in str(found.get_option_at_index(0).prompt):
                 break
+        else:
+            raise AssertionError("the palette never offered the command")
         await pilot.press("enter")
         await pilot.pause()
         assert app.theme == "textual-light"
@@ -335,8 +337,6 @@ async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: S
     def slow_loader(spec: object, s: Settings) -> FakeBackend:
         release.wait(30)
         return FakeBackend(["Ready now."])
-        else:
-            raise AssertionError("the palette never offered the command")
 
     session = Session(store, settings, home=home, loader=slow_loader)
     app = AssistantApp(session=session)
@@ -436,6 +436,12 @@ async def test_quitting_mid_reply_keeps_the_partial_reply(
             await pilot.pause(0.02)
             if app.main.reply is not None and app.main.reply.content:
                 break
+        else:
+            raise AssertionError("no reply appeared")
+        # The model goes on only once the quit has asked the reply to stop: it cannot end first.
+        stop, hold = app.main.stop_event, fake_backend.hold
+        assert stop is not None
+        threading.Thread(target=lambda: (stop.wait(), hold.set()), daemon=True).start()
         await pilot.press("ctrl+q")
     reply = store.messages(store.list_conversations()[0].id)[-1]
     assert reply.role == "assistant" and reply.finish_reason == "cancelled" and not reply.complete
@@ -471,6 +477,8 @@ async def test_an_unusable_data_dir_is_a_notification_not_a_crash(
             await pilot.pause(0.05)
             if notes.texts("error"):
                 break
+        else:
+            raise AssertionError("no error notification")
         assert app.is_running and app.main.status.state == "error"
         (text,) = notes.texts("error")
         assert "Cannot use the data directory" in text
@@ -512,14 +520,6 @@ async def test_text_typed_right_after_enter_stays_in_the_box(fake_session: Sessi
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
         await type_raw(pilot, app, "send this\rtyped after")  # one burst: Enter, then more keys before it is handled
-        else:
-            raise AssertionError("no reply appeared")
-        # The model goes on only once the quit has asked the reply to stop: it cannot end first.
-        stop, hold = app.main.stop_event, fake_backend.hold
-        assert stop is not None
-        threading.Thread(target=lambda: (stop.wait(), hold.set()), daemon=True).start()
         await settle(pilot, app)
         assert [m.content for m in store.messages(app.main.conversation_id)][:1] == ["send this"]  # type: ignore[arg-type]
         assert app.main.prompt.text == "typed after"
-        else:
-            raise AssertionError("no error notification")

@@ -192,11 +192,11 @@ async def test_memory_toggle_flips_the_session_the_status_bar_and_the_setting(
             found = app.screen.query_one(CommandList)
             if found.option_count and "Toggle memory" in str(found.get_option_at_index(0).prompt):
                 break
+        else:
+            raise AssertionError("the palette never offered the command")
         await pilot.press("enter")
         await pilot.pause()
         assert session.use_memory and status.memory == "on" and load_settings(home).memory is True
         await send(pilot, app, "Why do my tomato plants have yellow leaves with brown spots?")
         await settle(pilot, app)
         assert app.main.chat.query(Reply).last().query(Recalled)
-        else:
-            raise AssertionError("the palette never offered the command")
