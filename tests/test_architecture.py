@@ -46,3 +46,29 @@ def test_entry_points_load_no_heavy_library() -> None:
         text=True,
     )
     assert seen.stdout.strip() == "True"
+
+
+def test_tui_reaches_storage_only_for_record_types() -> None:
+    # The TUI reads and writes data through assistant/ (as the CLI does), so a rule such as "forgetting also
+    # unlearns" is written once. Record types for hints are fine, at run time from storage.records only.
+    import ast
+
+    def runtime_imports(tree: ast.AST) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []  # type hints only
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.append((node.lineno, node.module))
+            elif isinstance(node, ast.Import):
+                found += [(node.lineno, alias.name) for alias in node.names]
+        return found
+
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} {module}"
+        for path in (ROOT / "tui").rglob("*.py")
+        for line, module in runtime_imports(ast.parse(path.read_text()))
+        if module.split(".")[0] == "storage" and module != "storage.records"
+    ]
+    assert offenders == []

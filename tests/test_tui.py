@@ -9,20 +9,23 @@ import pytest
 from textual import events
 from textual.command import CommandList
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Button, Input, Markdown, OptionList, TextArea
 
 from assistant.config import Settings, load_settings
-from assistant.errors import ModelError, StorageError
+from assistant.errors import StorageError
 from assistant.models import resolve
 from assistant.session import Session
 from storage.db import Store
 from tests.fakes import FakeBackend
 from tui.app import AssistantApp
 from tui.screens.better_answer import BetterAnswerScreen
+from tui.screens.chat_feedback import BETTER_ANSWER_SAVED
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.edit_message import EditMessageScreen
 from tui.screens.help import HelpScreen
 from tui.screens.model_switcher import ModelSwitcherScreen
 from tui.widgets.message import Reply, UserMessage
+from tui.widgets.notes import NO_REPLY, TRIMMED_MESSAGE, FailedTurn, TurnNotice
 
 SIZE = (110, 34)
 
@@ -135,6 +138,7 @@ async def test_escape_stops_and_keeps_the_partial_reply(real_session: Session, s
 @pytest.mark.model
 async def test_rate_better_answer_and_copy_a_real_reply(real_session: Session, store: Store) -> None:
     app = AssistantApp(session=real_session)
+    notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "Say hello.")
         await settle(pilot, app)
@@ -157,6 +161,8 @@ async def test_rate_better_answer_and_copy_a_real_reply(real_session: Session, s
         assert not isinstance(app.screen, BetterAnswerScreen)
         assert store.get_message(reply_id).better_answer == "Hello! How can I help?"
         assert "better answer saved" in str(app.main.chat.query(Reply).last().meta_text())
+        # The toast promises only what is true today: no learning job ships yet.
+        assert notes.texts()[-1] == BETTER_ANSWER_SAVED and "learning" not in BETTER_ANSWER_SAVED
 
         await pilot.press("f9")
         assert app.clipboard == store.get_message(reply_id).content
@@ -188,6 +194,33 @@ async def test_bad_input_is_refused_or_kept(fake_session: Session, store: Store)
         assert messages[1].role == "assistant" and messages[1].content.strip()
         assert app.is_running and app.main.status.state == "ready"
         assert "stored in full" in str(app.main.chat.query(UserMessage).last().query_one(".body").render())
+        # The notice stays in the transcript, under the reply, after the toast has gone; and when reopened.
+        (notice,) = app.main.chat.query(Reply).last().query(TurnNotice)
+        assert "longer than the model's" in notice.text and notice.text in notes.texts("warning")
+        await app.main.open_conversation(app.main.conversation_id)
+        await pilot.pause()
+        assert [n.text for n in app.main.chat.query(UserMessage).last().query(TurnNotice)] == [TRIMMED_MESSAGE]
+
+
+async def test_a_reply_markdown_would_render_blank_is_shown_as_text(
+    fake_session: Session, fake_backend: FakeBackend, store: Store
+) -> None:
+    # What the real SmolLM2 wrote for a 185,000-character paste of Python source (temperature 0): empty headings.
+    fake_backend.replies = ["", "#\n#\n#\n#\n#\n#"]
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "say nothing")
+        await settle(pilot, app)
+        assert "empty: the model wrote nothing" in str(app.main.chat.query(Reply).last().meta_text())
+        await pilot.press("ctrl+n")
+        await send(pilot, app, "import os\n" * 100)
+        await settle(pilot, app)
+        reply = app.main.chat.query(Reply).last()
+        assert not reply.query(Markdown) and "#\n#" in str(reply.query_one(".body").render())
+        await app.main.open_conversation(app.main.conversation_id)  # the same from the database
+        await pilot.pause()
+        first = app.main.chat.query(Reply).first()
+        assert not first.query(Markdown) and "#\n#" in str(first.query_one(".body").render())
 
 
 # -- conversations in the sidebar -----------------------------------------------------------------------------
@@ -351,22 +384,52 @@ async def test_first_frame_does_not_wait_for_the_model(store: Store, settings: S
         assert app.main.status.state == "ready"
 
 
-async def test_model_errors_become_notifications(store: Store, settings: Settings, home: Path) -> None:
-    def broken_loader(spec: object, s: Settings) -> FakeBackend:
-        raise ModelError("The model file is damaged; add it again.")
-
-    session = Session(store, settings, home=home, loader=broken_loader)
+async def test_a_broken_model_points_to_ctrl_o_shows_the_failure_and_retries(
+    store: Store, settings: Settings, home: Path
+) -> None:
+    # A registered model whose file is corrupt, active: the real loader, the real switch, the real bundled model.
+    broken = home / "broken.gguf"
+    broken.write_bytes(b"GGUF" + bytes(range(256)) * 64)
+    store.add_model("broken", str(broken), "local")
+    settings.model = "broken"
+    session = Session(store, settings, home=home, use_memory=False)
     app = AssistantApp(session=session)
     notes = record_notifications(app)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         assert app.main.status.state == "error"
+        (toast,) = notes.texts("error")
+        assert "Ctrl+O" in toast and "`assistant " not in toast, toast
+
         await send(pilot, app, "Is my message kept?")
         await settle(pilot, app)
-        assert notes.texts("error") == ["The model file is damaged; add it again."] * 2
-        # the message was stored before the model failed, and the conversation stays open
-        assert store.messages(app.main.conversation_id)[0].content == "Is my message kept?"  # type: ignore[arg-type]
-        assert app.is_running
+        cid = app.main.conversation_id
+        assert cid is not None and [m.content for m in store.messages(cid)] == ["Is my message kept?"]
+        (failure,) = app.main.chat.query(FailedTurn)
+        assert "Ctrl+O" in failure.error and "`assistant " not in failure.error
+        # Once the toast is gone the transcript still says so: reopened from the database.
+        await app.main.open_conversation(None)
+        await app.main.open_conversation(cid)
+        await pilot.pause()
+        assert [f.error for f in app.main.chat.query(FailedTurn)] == [NO_REPLY]
+
+        await pilot.press("ctrl+o")
+        switcher = app.screen
+        assert isinstance(switcher, ModelSwitcherScreen)
+        models = switcher.query_one("#models", OptionList)
+        highlighted = models.get_option_at_index(models.highlighted)  # type: ignore[arg-type]
+        assert highlighted.id != "broken"
+        assert "could not be loaded" in str(models.get_option("broken").prompt)
+        models.highlighted = models.get_option_index("smollm2")
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert session.model_name == "smollm2" and session.loaded and app.main.status.state == "ready"
+
+        await pilot.click(app.main.chat.query_one(FailedTurn).query_one(Button))  # Retry (F6 does the same)
+        await settle(pilot, app)
+        messages = store.messages(cid)
+        assert [m.role for m in messages] == ["user", "assistant"] and messages[1].complete
+        assert not app.main.chat.query(FailedTurn) and app.main.chat.query(Reply).last().message_id == messages[1].id
 
 
 async def test_a_backend_failing_mid_reply_keeps_the_partial_reply(
@@ -383,6 +446,19 @@ async def test_a_backend_failing_mid_reply_keeps_the_partial_reply(
         assert reply.content == "one two" and reply.finish_reason == "error" and not reply.complete
         assert app.main.chat.query(Reply).last().marker == "error"
         assert notes.texts("error") and app.main.status.state == "error"
+        # The error stays under the reply (also when reopened), and F6 retries: a new reply replaces it.
+        (failure,) = app.main.chat.query(Reply).last().query(FailedTurn)
+        assert failure.error == notes.texts("error")[0]
+        await app.main.open_conversation(app.main.conversation_id)
+        await pilot.pause()
+        assert [f.error for f in app.main.chat.query(FailedTurn)] == [reply.error]
+        fake_backend.fail_after = None
+        await pilot.press("f6")
+        await settle(pilot, app)
+        messages = store.messages(app.main.conversation_id)  # type: ignore[arg-type]
+        assert [m.role for m in messages] == ["user", "assistant"] and messages[1].complete
+        assert store.get_message(reply.id).superseded_by == messages[1].id
+        assert not app.main.chat.query(FailedTurn) and len(app.main.chat.replies) == 1
 
 
 async def test_text_goes_back_to_the_prompt_when_the_store_fails(
@@ -523,3 +599,76 @@ async def test_text_typed_right_after_enter_stays_in_the_box(fake_session: Sessi
         await settle(pilot, app)
         assert [m.content for m in store.messages(app.main.conversation_id)][:1] == ["send this"]  # type: ignore[arg-type]
         assert app.main.prompt.text == "typed after"
+
+
+@pytest.mark.model
+async def test_regenerate_and_edit_and_resend_a_real_reply(real_session: Session, store: Store) -> None:
+    app = AssistantApp(session=real_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "Name a fruit.")
+        await settle(pilot, app)
+        cid = app.main.conversation_id
+        assert cid is not None
+        first = store.messages(cid)[-1]
+
+        await pilot.press("f6")  # regenerate: a new reply to the same message
+        await settle(pilot, app)
+        messages = store.messages(cid)
+        assert [m.role for m in messages] == ["user", "assistant"] and messages[1].id != first.id
+        assert messages[1].complete and store.get_message(first.id).superseded_by == messages[1].id
+        assert [r.message_id for r in app.main.chat.replies] == [messages[1].id]
+
+        await pilot.press("f7")  # edit and resend
+        assert isinstance(app.screen, EditMessageScreen)
+        edited = app.screen.query_one("#edited", TextArea)
+        assert edited.text == "Name a fruit."
+        edited.load_text("Name a vegetable.")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        after = store.messages(cid)
+        assert [m.content for m in after][:1] == ["Name a vegetable."] and after[1].complete and len(after) == 2
+        assert store.get_message(messages[0].id).superseded_by is not None
+        assert [w.content for w in app.main.chat.query(UserMessage)] == ["Name a vegetable."]
+        assert [r.message_id for r in app.main.chat.replies] == [after[1].id]
+        assert app.focused is app.main.prompt
+
+
+async def test_a_theme_picked_in_the_palette_is_saved_and_restored(fake_session: Session, home: Path) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.press(*"theme")
+        for _ in range(30000):  # the palette searches in the background
+            await pilot.pause(0.02)
+            found = app.screen.query_one(CommandList)
+            if found.option_count and "Theme" in str(found.get_option_at_index(0).prompt):
+                break
+        else:
+            raise AssertionError("the palette never offered the command")
+        await pilot.press("enter")  # Textual's own "Theme" command: a list of every theme
+        await pilot.press(*"dracula")
+        for _ in range(30000):
+            await pilot.pause(0.02)
+            found = app.screen.query_one(CommandList)
+            if found.option_count and "dracula" in str(found.get_option_at_index(0).prompt):
+                break
+        else:
+            raise AssertionError("the palette never offered the theme")
+        await pilot.press("enter")
+        for _ in range(100):
+            await pilot.pause()
+            if load_settings(home).theme == "dracula":
+                break
+        assert app.theme == "dracula" and load_settings(home).theme == "dracula"
+    # The next start opens with it: the first frame (read without the settings machinery) and after start-up.
+    again = AssistantApp()
+    async with again.run_test(size=SIZE) as pilot:
+        assert again.theme == "dracula"
+        for _ in range(12000):
+            await pilot.pause(0.05)
+            if again.session is not None:
+                break
+        else:
+            raise AssertionError("the session never opened")
+        await pilot.pause()
+        assert again.theme == "dracula"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.command import CommandList
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, OptionList, Static
 from textual.widgets._collapsible import CollapsibleTitle
 
 from assistant.config import Settings, load_settings
@@ -118,10 +118,16 @@ async def test_the_memory_screen_lists_searches_adds_and_deletes_facts(session: 
         await pilot.press(*"lisbon")  # the search box has the focus
         assert [f.text for f in screen.facts] == ["My sister lives in Lisbon."] and facts.option_count == 1
 
-        facts.focus()
-        facts.highlighted = 0
+        # Del acts on the highlighted fact even from the search box, with nothing picked in the list; it asks first.
+        assert facts.highlighted is None and isinstance(app.focused, Input)
         await pilot.press("delete")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert len(list_facts(store)) == 2
+        await pilot.press("delete", "y")
         assert [f.text for f in list_facts(store)] == ["I am vegetarian."]
+        await pilot.press("ctrl+u")  # clear the search
+        assert facts.option_count == 1
 
         screen.query_one("#new-fact", Input).focus()
         await pilot.press(*"I cycle to work.", "enter")
@@ -148,13 +154,17 @@ async def test_the_memory_screen_finds_and_forgets_an_earlier_message(
         assert ids[0] in (question, answer)
         target = ids[0]
 
+        note = screen.query_one("#snippet-note", Static)
+        assert str(note.render()).startswith(f"{len(ids)} found.")
         snippets = screen.query_one("#snippets", OptionList)
-        snippets.focus()
-        snippets.highlighted = 0
+        snippets.focus()  # nothing highlighted yet: Del acts on the first
         await pilot.press("delete")
         assert isinstance(app.screen, ConfirmScreen)  # forgetting asks first
         await pilot.press("y")
         await until(pilot, lambda: target not in [r.message_id for r in screen.snippets])
+        # The count follows what is left (it said one more before).
+        left = len(ids) - 1
+        assert str(note.render()).startswith(f"{left} found." if left else "Nothing found."), note.render()
 
         with pytest.raises(NotFoundError):
             store.get_message(target)

@@ -66,8 +66,8 @@ class ChatScreen(TurnActions, FeedbackActions, ConversationActions, Screen[None]
         Binding("f3", "rate(1)", "Good"),
         Binding("f4", "rate(-1)", "Bad"),
         Binding("f5", "better_answer", "Better"),
-        Binding("f6", "regenerate", "Retry/Regen"),
-        Binding("f7", "edit_message", "Edit"),
+        Binding("f6", "regenerate", "Regen", priority=True),  # the prompt (a TextArea) binds F6 and F7 too
+        Binding("f7", "edit_message", "Edit", priority=True),
         Binding("f9", "copy_reply", "Copy"),
         Binding("ctrl+r", "memory", "Memory", show=False),
         Binding("ctrl+g", "toggle_memory", "Memory on/off", show=False),

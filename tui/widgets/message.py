@@ -135,13 +135,15 @@ class Reply(Vertical):
 
     def start_stream(self) -> None:
         self.streaming = True
-        self._stream = Markdown.get_stream(self.query_one(Markdown))
         self.refresh_meta()
 
     async def write(self, fragment: str) -> None:
         self.content += fragment
-        if self._stream is not None:
-            await self._stream.write(fragment)
+        if self._stream is None:
+            # Made on the first fragment: a stream stopped before its task ever ran ends that task cancelled, and
+            # awaiting it would cancel the caller, the chat screen's message loop (an empty reply froze the UI).
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        await self._stream.write(fragment)
 
     async def finish(
         self, *, message_id: int | None, tokens_per_s: float | None, marker: str | None, error: str | None = None
