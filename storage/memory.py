@@ -8,6 +8,7 @@ deleted message is never returned even while its vector lingers.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -231,8 +232,6 @@ class Memory:
     def pending_count(self) -> int:
         return self.indexer.pending_count()
 
-
-
     def index_pending(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         """Embed and add every pending message (in batches), purge tombstones; returns how many were indexed."""
         return self.indexer.index_pending(on_progress)
@@ -244,8 +243,23 @@ class Memory:
         indexed before this call recalls, so no call needs to index its own messages before it exits. At most
         about ``limit`` are indexed (a large backlog must not delay the reply); True when none of them is left.
         """
-        self.indexer.index_pending(upto=upto, limit=limit)  # opens the index (and repairs it) first
-        self.embedder.load()
+        # The embedder loads beside the index: onnxruntime's session is built in C++ while chromadb imports.
+        failed: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                self.embedder.load()
+            except BaseException as exc:  # raised below, on the caller's thread
+                failed.append(exc)
+
+        loader = threading.Thread(target=load, name="embedder-load", daemon=True)
+        loader.start()
+        try:
+            self.indexer.index_pending(upto=upto, limit=limit)  # opens the index (and repairs it) first
+        finally:
+            loader.join()
+        if failed:
+            raise failed[0]
         return self.indexer.pending_count(upto) == 0
 
     def reindex(self, on_progress: Callable[[int, int], None] | None = None) -> int:

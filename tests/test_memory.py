@@ -453,3 +453,44 @@ def test_what_the_user_said_outranks_the_assistants_invented_reply(store: Store,
         ids = [h.message_id for h in hits]
         assert said in ids and invented in ids, question
         assert ids.index(said) < ids.index(invented), (question, [(h.role, h.text, round(h.score, 3)) for h in hits])
+
+
+def test_catch_up_indexes_what_came_before_and_says_when_a_backlog_is_left(
+    store: Store, home: Path, embedder: Embedder
+) -> None:
+    _, earlier = conversation(store, ("user", "My bike is a blue Gazelle."), ("user", "The shed code is 5521."))
+    newest = earlier[-1]
+    _, (later,) = conversation(store, ("user", "This one was stored after the call started."))
+    memory = Memory(store, home, embedder=embedder, batch_size=1)
+    try:
+        assert memory.catch_up(newest, limit=1) is False  # one batch of one: the second is still queued
+        assert memory.catch_up(newest) is True
+        assert memory.pending_count() == 1  # only the later message, left for the next call
+        assert memory.search("what bike do I ride", mode="vector", k=1)[0].message_id == earlier[0]
+        assert later not in {h.message_id for h in memory.search("stored after the call", mode="vector")}
+    finally:
+        memory.close()
+
+
+def test_search_with_nothing_indexed_loads_neither_the_embedder_nor_the_index(store: Store, home: Path) -> None:
+    conversation(store, ("user", "Buy oat milk, rye bread and coffee beans."))
+    memory = Memory(store, home, embedder=BrokenEmbedder())  # it would raise if anything were embedded
+    try:
+        hits = memory.search("oat milk", mode="hybrid")
+        assert [h.text for h in hits] == ["Buy oat milk, rye bread and coffee beans."]
+        assert memory.search("oat milk", mode="vector") == []
+    finally:
+        memory.close()
+    assert not (home / "memory").exists()
+
+
+def test_closing_an_index_never_opened_does_not_import_chromadb(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from storage.vectors import ChromaIndex; "
+        f"ChromaIndex(Path({str(tmp_path / 'memory')!r})).close(); print('chromadb' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -67,6 +67,19 @@ def test_chat_recalls_an_earlier_conversation_and_no_memory_turns_it_off(memory_
     assert off["memories"] == [] and off["facts"] == []
 
 
+def test_a_chat_leaves_its_messages_for_the_next_call_to_index_before_it_recalls(memory_home: Path) -> None:
+    first = json.loads(ok("chat", "--json", "My cat is called Miso and she loves sardines."))
+    assert not (memory_home / "memory").exists()  # a new data dir has nothing to recall: no index was opened
+    assert json.loads(ok("memory", "status", "--json"))["pending"] == 2  # the exit did not wait for indexing
+    second = json.loads(ok("chat", "--json", "What does my cat love to eat?"))
+    assert first["user_message_id"] in {m["message_id"] for m in second["memories"]}
+    status = json.loads(ok("memory", "status", "--json"))
+    assert status["indexed"] == 2 and status["pending"] == 2  # the first call's, indexed before the second recalled
+    hits = json.loads(ok("memory", "search", "--json", "--mode", "vector", "--k", "10", "what does my cat eat"))
+    assert second["user_message_id"] in {h["message_id"] for h in hits}  # the search indexed the rest first
+    assert json.loads(ok("memory", "status", "--json"))["pending"] == 0
+
+
 def test_facts_remember_list_use_and_forget(memory_home: Path) -> None:
     fact = json.loads(ok("memory", "remember", "--json", "I", "am", "vegetarian."))
     assert fact["text"] == "I am vegetarian."

@@ -12,6 +12,7 @@ the next time memory runs); `/remember X` and "remember that X" still store the 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -173,6 +174,9 @@ def chat(
                 _index_before_exit(session)
         finally:
             session.close()
+    # Everything is written and closed. Python's last garbage collections at exit would walk every object that
+    # chromadb, onnxruntime and llama.cpp's bindings created (0.2-0.5 s measured): the process ends without them.
+    gc.freeze()
 
 
 def _index_before_exit(session: Session) -> None:
