@@ -16,7 +16,7 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "rss", "recall", "multiturn", "quality", "tui")
+PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui")
 
 
 def machine() -> dict[str, Any]:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, multi_turn, quality, recall, rss, tui_frame
+    from bench import chat_speed, multi_turn, oneshot, quality, recall, rss, tui_frame
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             lambda: recall.run(full=args.full, reps=max(2, args.reps - 2), max_tokens=min(64, args.max_tokens)),
             recall.rows,
         ),
+        "oneshot": (lambda: oneshot.run(args.reps), oneshot.rows),
         "multiturn": (lambda: multi_turn.run(reps=max(1, (args.reps - 1) // 2)), multi_turn.rows),
         "quality": (lambda: quality.run(), quality.rows),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
