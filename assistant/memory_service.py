@@ -27,6 +27,13 @@ def remember(store: Store, text: str) -> int:
     return add_fact(store, text)
 
 
+def save_warning(text: str, fact_id: int) -> str | None:
+    """The warning to show when a saved fact looks like a secret or credential (None for an everyday fact)."""
+    from assistant.sensitive import save_warning as _warning
+
+    return _warning(text, fact_id)
+
+
 def forget_fact(store: Store, fact_id: int, memory: Memory | None = None) -> None:
     from assistant.forget import forget_fact as _forget
 

@@ -137,6 +137,21 @@ async def test_the_memory_screen_lists_searches_adds_and_deletes_facts(session: 
         assert not isinstance(app.screen, MemoryScreen)
 
 
+async def test_the_memory_screen_warns_when_a_fact_looks_like_a_secret(session: Session, store: Store) -> None:
+    app = AssistantApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+r")
+        screen = app.screen
+        assert isinstance(screen, MemoryScreen)
+        screen.query_one("#new-fact", Input).focus()
+        await pilot.press(*"My wifi password is hunter2", "enter")
+        await pilot.pause()
+        warnings = [n.message for n in app._notifications if n.severity == "warning"]
+        assert any("looks like it holds" in w for w in warnings), warnings
+        assert not any("hunter2" in w for w in warnings)  # the warning never repeats the secret
+        assert [f.text for f in list_facts(store)] == ["My wifi password is hunter2"]  # stored all the same
+
+
 async def test_the_memory_screen_finds_and_forgets_an_earlier_message(
     session: Session, store: Store, memory: Memory
 ) -> None:

@@ -148,7 +148,7 @@ class MemoryScreen(ModalScreen[bool]):
 
     def add(self, text: str) -> None:
         try:
-            memory_service.remember(self.session.store, text)
+            fact_id = memory_service.remember(self.session.store, text)
         except AssistantError as exc:
             self.notify(str(exc), severity="warning", markup=False)
             return
@@ -156,6 +156,8 @@ class MemoryScreen(ModalScreen[bool]):
         self.query_one("#fact-query", Input).clear()  # so the new fact is in the list
         self.show_facts()
         self.notify("Remembered." if self.session.use_memory else "Remembered (memory is off: Ctrl+G turns it on).")
+        if warning := memory_service.save_warning(text, fact_id):
+            self.notify(warning, severity="warning", markup=False, timeout=10)
 
     def delete_highlighted_fact(self) -> None:
         from tui.screens.confirm import ConfirmScreen
