@@ -121,7 +121,7 @@ class Session:
         """``memory`` is used as given, else built by ``memory_factory`` (in a background thread) when memory is on.
 
         ``use_memory`` overrides the ``memory`` setting; ``background_index=False`` leaves indexing to
-        ``index_now()`` (the one-shot CLI indexes before it exits instead of racing a thread).
+        the warm-up's catch-up with earlier calls and to ``index_now()`` (the one-shot CLI: no thread to race).
 
         ``after_reply`` holds the steps run, in order, once a reply is stored (each receives the turn and its
         result and may add to the result; one that fails becomes a notice). The checker attaches here.
@@ -237,7 +237,7 @@ class Session:
         return self.memory
 
     def index_now(self, on_progress: Callable[[int, int], None] | None = None) -> int:
-        """Index every message not yet indexed (the CLI calls it before exiting, so the next call can recall)."""
+        """Index every message not yet indexed (the CLI calls it before exiting when the warm-up left a backlog)."""
         memory = self.wait_for_memory()
         if memory is None:
             return 0
