@@ -145,8 +145,9 @@ def chat(
         turn: Turn | None = None
         try:
             turn = session.start_turn(text, conversation_id=conversation_id)
-            if turn.notice:
-                note(turn.notice)
+            said = turn.notice or ""
+            if said:
+                note(said)
             _stream(turn, printer)
         except KeyboardInterrupt:
             if printer is not None:
@@ -170,6 +171,8 @@ def chat(
                 emit_json(turn.result.to_dict())
             elif printer is not None:
                 printer.end_line()
+            if later := _later_notice(said, turn.result.notice):
+                note(later)  # what the reply itself brought (a loop cut, an after-reply step), after the reply
             if session.use_memory and session.indexing_behind:
                 _index_before_exit(session)
         finally:
@@ -177,6 +180,12 @@ def chat(
     # Everything is written and closed. Python's last garbage collections at exit would walk every object that
     # chromadb, onnxruntime and llama.cpp's bindings created (0.2-0.5 s measured): the process ends without them.
     gc.freeze()
+
+
+def _later_notice(said: str, final: str | None) -> str:
+    """The part of the final notice that was not said before the reply started."""
+    final = final or ""
+    return final[len(said) :].strip() if final.startswith(said) else final
 
 
 def _index_before_exit(session: Session) -> None:
