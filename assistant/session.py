@@ -18,7 +18,6 @@ a stop). What they replace stays stored, marked superseded, and leaves the conve
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +31,6 @@ from assistant.errors import AssistantError, InputError
 from assistant.memory_prompt import (
     MemoryBlock,
     NotedHistory,
-    build_memory_block,
     history_with_notes,
     parse_remember,
     remember_confirmation,
@@ -40,20 +38,19 @@ from assistant.memory_prompt import (
 from assistant.models import resolve
 from assistant.reply_store import write_kept
 from assistant.runtime import Backend, Chunk, GenerationParams, Loader, load_backend
-from assistant.sensitive import keep_in_prompt, save_warning
+from assistant.sensitive import save_warning
+from assistant.session_memory import MemoryFactory, SessionMemory, open_memory
 from assistant.turn import AfterReply, Turn, TurnResult, TurnSetup
-from assistant.turn import reason as _reason
 from storage.db import Store
-from storage.facts import MAX_FACT_CHARS, Fact, add_fact, list_facts
+from storage.facts import MAX_FACT_CHARS, add_fact
 from storage.paths import unsaved_dir
 from storage.records import Message
-from storage.revisions import recalled_for, supersede, superseded_among
+from storage.revisions import recalled_for, supersede
 
 if TYPE_CHECKING:
-    from storage.memory import Memory, Recall
+    from storage.memory import Memory
 
 MAX_MESSAGE_CHARS = 1_000_000  # beyond this, a paste is almost surely a mistake; refuse rather than store
-QUERY_CHARS = 2000  # the start of a long message says what it is about; embedding all of it only costs time
 
 
 def validate_message(text: str) -> str:
@@ -67,17 +64,6 @@ def validate_message(text: str) -> str:
             f"The message is {len(text):,} characters long; the limit is {MAX_MESSAGE_CHARS:,}. Send a shorter one."
         )
     return text
-
-
-MemoryFactory = Callable[[Store, Path, Settings], "Memory"]
-
-
-def open_memory(store: Store, home: Path, settings: Settings) -> Memory:
-    """The real semantic memory: the bundled embedder and the vector index in the data dir."""
-    from storage.embedder import Embedder
-    from storage.memory import Memory
-
-    return Memory(store, home, embedder=Embedder(threads=settings.embedder_threads))
 
 
 class CannedReply:
@@ -134,15 +120,9 @@ class Session:
         self._backend: Backend | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
-        # Semantic memory: None until started (or when it could not start; memory_error says why).
-        self.memory: Memory | None = memory
-        self.memory_error: str | None = None
-        self._memory_factory = memory_factory
-        self._background_index = background_index
-        self._memory_thread: threading.Thread | None = None
-        self._catch_up_upto = 0  # without a background indexer: the newest message stored before memory started
-        self.indexing_behind = False  # the warm-up left older messages pending: index them before exiting
-        self._memory_lock = threading.Lock()
+        self._memory = SessionMemory(
+            store, self.home, settings, memory=memory, factory=memory_factory, background_index=background_index
+        )
         self._use_memory = settings.memory if use_memory is None else use_memory
         self.after_reply: list[AfterReply] = [self._index_reply]
         # Replies finished while another program held the database, kept to be written when it can be.
@@ -179,7 +159,7 @@ class Session:
             self.model_name = name
 
     def close(self) -> None:
-        self._close_memory()
+        self._memory.close()
         with self._load_lock:
             if self._backend is not None:
                 self._backend.close()
@@ -200,156 +180,49 @@ class Session:
 
     def start_memory(self) -> None:
         """Open the memory and load its embedder in a background thread (never on the caller's thread)."""
-        with self._memory_lock:
-            if self._memory_thread is not None:
-                return
-            if not self._background_index:
-                from storage.memory import newest_message_id
+        self._memory.start()
 
-                # Taken before this session stores anything: the warm-up catches up with earlier calls only.
-                self._catch_up_upto = newest_message_id(self.store)
-            self._memory_thread = threading.Thread(target=self._warm_up, name="memory-warm-up", daemon=True)
-            self._memory_thread.start()
+    @property
+    def memory(self) -> Memory | None:
+        """The open semantic memory (None until its warm-up is over, when memory is off, or when it failed)."""
+        return self._memory.memory
 
-    def _warm_up(self) -> None:
-        try:
-            if self.memory is None:
-                self.memory = self._memory_factory(self.store, self.home, self.settings)
-            if self._background_index:
-                self.memory.start_indexer()
-                self.memory.notify()  # messages stored while memory was off or the app was closed
-                embedder = getattr(self.memory, "embedder", None)
-                if embedder is not None and not getattr(embedder, "loaded", True):
-                    embedder.load()
-            elif self._catch_up_upto:
-                # What earlier calls stored is indexed here, beside the model's load, before this call recalls:
-                # so no call holds its exit to index its own messages. With nothing stored before, there is
-                # nothing to recall, and neither the embedder nor the index is loaded at all.
-                self.indexing_behind = not self.memory.catch_up(self._catch_up_upto)
-        except Exception as exc:  # the chat goes on without (semantic) memory; the next turn says why
-            self.memory_error = _reason(exc)
+    @property
+    def memory_error(self) -> str | None:
+        """Why the memory could not start (said once, in the next turn's notice)."""
+        return self._memory.error
+
+    @property
+    def indexing_behind(self) -> bool:
+        """The one-shot warm-up left older messages pending: index them before exiting."""
+        return self._memory.indexing_behind
 
     def wait_for_memory(self, timeout: float | None = None) -> Memory | None:
         """The memory once its warm-up is over (None if memory is off or could not start)."""
-        thread = self._memory_thread
-        if thread is not None:
-            thread.join(timeout)
-        return self.memory
+        return self._memory.wait(timeout)
 
     def index_now(self, on_progress: Callable[[int, int], None] | None = None) -> int:
         """Index every message not yet indexed (the CLI calls it before exiting when the warm-up left a backlog)."""
-        memory = self.wait_for_memory()
-        if memory is None:
-            return 0
-        return memory.index_pending(on_progress)
+        return self._memory.index_now(on_progress)
 
-    def _notify_memory(self) -> None:
-        if self.memory is not None and self._background_index:
-            try:
-                self.memory.notify()
-            except Exception:  # indexing is retried from the durable queue; a chat turn must not fail for it
-                pass
+    def recall(
+        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int, past: NotedHistory | None = None
+    ) -> tuple[MemoryBlock, str | None]:
+        """The memory for a message (facts, and recalled snippets not already given in the conversation's history
+        ``past``) and at most one notice; nothing when memory is off."""
+        if not self._use_memory:
+            return MemoryBlock(), None
+        return self._memory.recall(text, conversation_id, counter, n_ctx, past)
 
     def _index_reply(self, turn: Turn, result: TurnResult) -> None:
         """After-reply step: hand the stored reply to the background indexer."""
-        self._notify_memory()
-
-    @contextlib.contextmanager
-    def _quiet(self) -> Iterator[None]:
-        """While a reply streams, the embedder must not take the model's cores: the background indexer waits."""
-        memory = self.memory
-        if memory is not None:
-            memory.pause_indexing()
-        try:
-            yield
-        finally:
-            if memory is not None:
-                memory.resume_indexing()
+        self._memory.notify()
 
     def _write_kept(self) -> None:
         try:
             write_kept(self.store, self.spool)
         except Exception:  # a kept reply waits for the next start; it never stops this one
             pass
-
-    def _close_memory(self) -> None:
-        thread = self._memory_thread
-        if thread is not None:
-            thread.join()
-        memory, self.memory = self.memory, None
-        with self._memory_lock:
-            self._memory_thread = None
-        if memory is None:
-            return
-        try:
-            if self._background_index:
-                memory.stop_indexer(wait=True)
-        finally:
-            memory.close()
-
-    def recall(
-        self, text: str, conversation_id: int | None, counter: Any, n_ctx: int, past: NotedHistory | None = None
-    ) -> tuple[MemoryBlock, str | None]:
-        """The memory for a message (facts, and recalled snippets not already given in the conversation's history
-        ``past``) and at most one notice."""
-        if not self._use_memory:
-            return MemoryBlock(), None
-        notice: str | None = None
-        facts: list[Fact] = []
-        try:
-            facts = list_facts(self.store)
-        except AssistantError as exc:
-            notice = f"Remembered facts could not be read ({_reason(exc)}), so this reply was given none."
-        memory = self.wait_for_memory()
-        recalls: list[Recall] = []
-        if memory is None:
-            if self.memory_error:
-                notice = f"Memory is unavailable ({self.memory_error}); earlier conversations were not recalled."
-                self.memory_error = None  # said once; later turns go on quietly
-        else:
-            query = text[:QUERY_CHARS]
-            k = self.settings.memory_k
-            try:
-                recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="hybrid")
-                recalls = self._relevant(query, recalls)
-            except Exception as exc:
-                try:
-                    recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="lexical")
-                    notice = (
-                        f"Recall by meaning failed ({_reason(exc)}), so only word matches were recalled; "
-                        "`assistant memory reindex` rebuilds the index."
-                    )
-                except Exception:
-                    notice = (
-                        f"Memory is unavailable ({_reason(exc)}); earlier conversations were not recalled. "
-                        "`assistant memory reindex` rebuilds the index."
-                    )
-        if recalls:
-            try:  # a regenerated or edited message is no longer part of its conversation: not recalled either
-                gone = superseded_among(self.store, [r.message_id for r in recalls])
-                recalls = [r for r in recalls if r.message_id not in gone]
-            except AssistantError:
-                pass
-        # A secret ("my wifi password is hunter2") goes in only when the message is about it: models repeat prompts.
-        facts = [f for f in facts if keep_in_prompt(f.text, text)]
-        recalls = [r for r in recalls if keep_in_prompt(r.text, text)]
-        budget = self.settings.memory_budget(n_ctx)
-        past = past or NotedHistory()
-        block = build_memory_block(counter, facts, recalls, budget, seen=past.seen, given_tokens=past.note_tokens)
-        return block, notice
-
-    def _relevant(self, query: str, hits: list[Recall]) -> list[Recall]:
-        """Only what helps answer ``query`` (``storage.retrieval.worth_giving``): memory must not make answers worse.
-
-        The hybrid score is cosine similarity plus bounded word-match bonuses; on the labelled benchmark set, 95 %
-        of answers found in the top five score 0.55 or more, against a median of 0.63 for the rest, so a floor of
-        ``memory_min_score`` (0.5) drops about a quarter of the noise and almost no answers. A general question
-        (not about the user) gets only messages holding all its content words (bench/quality.py measures it).
-        """
-        from storage.retrieval import worth_giving
-
-        floor = self.settings.memory_min_score
-        return [h for h in hits if worth_giving(query, h.text, h.score, floor)]
 
     # -- turns ----------------------------------------------------------------------------------------------
 
@@ -361,7 +234,7 @@ class Session:
             store=self.store,
             params=self.generation_params(),
             after_reply=tuple(self.after_reply),
-            quiet=self._quiet,
+            quiet=self._memory.quiet,
             spool=self.spool,
         )
 
@@ -410,7 +283,7 @@ class Session:
         user_message_id = self.store.add_message(conversation_id, "user", text)
         if replaces:
             supersede(self.store, replaces, user_message_id)
-        self._notify_memory()
+        self._memory.notify()
         self._write_kept()  # the database is writable again: replies kept while it was locked go in now
         notices: list[str] = []
         remember = parse_remember(text)

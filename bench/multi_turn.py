@@ -183,6 +183,7 @@ def summarise(sides: dict[str, list[list[dict[str, Any]]]]) -> dict[str, Any]:
     # What turns 6-10 cost in all (the target's reading): the sum of their times to first token, on over off.
     sums = {side: sum(t["ttft_ms"] or 0 for turns in runs for t in turns[LATE]) for side, runs in sides.items()}
     out["late_ttft_sum_ratio"] = round(sums["on"] / sums["off"], 2) if sums["off"] else None
+    out["late_ttft_sum_ms"] = {side: round(total / max(1, len(sides[side])), 1) for side, total in sums.items()}
     reads = {side: sum(t["tokens_read"] for turns in runs for t in turns[LATE]) for side, runs in sides.items()}
     out["late_tokens_read_sum_ratio"] = round(reads["on"] / reads["off"], 2) if reads["off"] else None
     return out
@@ -207,15 +208,17 @@ def rows(result: dict[str, Any]) -> list[Row]:
         ),
         Row(
             "multi-turn",
-            "time to first token ms, turns 6-10 (median): memory on vs off",
-            on["late_ttft_ms"],
-            off["late_ttft_ms"],
+            "time to first token ms, turns 6-10 summed: memory on vs off",
+            summary["late_ttft_sum_ms"]["on"],
+            summary["late_ttft_sum_ms"]["off"],
             "ms",
             "ratio",
-            "all 5: <= 3x",
+            "<= 300%",
             ratio is not None and ratio <= 3.0,
-            note=f"all of turns 6-10, on/off: {ratio}x; from sending, recall included (median): on "
-            f"{on['late_send_to_first_ms']} ms, off {off['late_send_to_first_ms']} ms",
+            note=f"per turn (median): on {on['late_ttft_ms']} ms, off {off['late_ttft_ms']} ms "
+            f"({summary['late_ttft_ratio']}x; a turn that recalls a new snippet reads it: ~70 tokens against ~20); "
+            f"from sending, recall included (median): on {on['late_send_to_first_ms']} ms, "
+            f"off {off['late_send_to_first_ms']} ms",
         ),
     ]
 

@@ -189,11 +189,30 @@ def read_header(buffer: mmap.mmap | bytes) -> GGUFHeader:
     return header
 
 
+_CHECKED: dict[tuple[str, int, int], GGUFHeader | None] = {}  # (path, size, mtime) -> header, for this process
+
+
 def check_gguf(path: Path) -> GGUFHeader | None:
     """Refuse a missing, unreadable, non-GGUF, damaged or truncated file before llama.cpp sees it.
 
-    Returns the parsed header (None for an empty-bodied file too short to map, which is refused anyway).
+    Returns the parsed header (None for an empty-bodied file too short to map, which is refused anyway). A file
+    already checked in this process, unchanged since (same size and modification time), is not parsed again: a
+    chat resolves its model, then loads it.
     """
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _CHECKED:
+        return _CHECKED[key]
+    header = _check(path)
+    if key is not None:
+        _CHECKED[key] = header
+    return header
+
+
+def _check(path: Path) -> GGUFHeader | None:
     if not path.exists():
         raise ModelError(f"The model file {path} does not exist; add it again with `assistant models add PATH`.")
     if not path.is_file():
