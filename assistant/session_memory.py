@@ -156,14 +156,19 @@ class SessionMemory:
             facts = list_facts(self.store)
         except AssistantError as exc:
             notice = f"Remembered facts could not be read ({_reason(exc)}), so this reply was given none."
-        memory = self.wait()
+        query = text[:QUERY_CHARS]
         recalls: list[Recall] = []
+        if not self.background_index and self._still_warming() and self._nothing_to_give(query, conversation_id):
+            # A one-shot chat's memory may still be starting (chromadb, the embedder, the catch-up): when SQLite
+            # alone shows that nothing could be given, the reply does not wait for it (the catch-up goes on
+            # beside the reply; closing the session waits for it).
+            return self._block(counter, facts, recalls, text, n_ctx, past), notice
+        memory = self.wait()
         if memory is None:
             if self.error:
                 notice = f"Memory is unavailable ({self.error}); earlier conversations were not recalled."
                 self.error = None  # said once; later turns go on quietly
         else:
-            query = text[:QUERY_CHARS]
             k = self.settings.memory_k
             try:
                 recalls = memory.search(query, k, exclude_conversation=conversation_id, mode="hybrid")
@@ -186,13 +191,29 @@ class SessionMemory:
                 recalls = [r for r in recalls if r.message_id not in gone]
             except AssistantError:
                 pass
+        return self._block(counter, facts, recalls, text, n_ctx, past), notice
+
+    def _block(
+        self, counter: Any, facts: list[Fact], recalls: list[Recall], text: str, n_ctx: int, past: NotedHistory | None
+    ) -> MemoryBlock:
         # A secret ("my wifi password is hunter2") goes in only when the message is about it: models repeat prompts.
         facts = [f for f in facts if keep_in_prompt(f.text, text)]
         recalls = [r for r in recalls if keep_in_prompt(r.text, text)]
         budget = self.settings.memory_budget(n_ctx)
         past = past or NotedHistory()
-        block = build_memory_block(counter, facts, recalls, budget, seen=past.seen, given_tokens=past.note_tokens)
-        return block, notice
+        return build_memory_block(counter, facts, recalls, budget, seen=past.seen, given_tokens=past.note_tokens)
+
+    def _still_warming(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _nothing_to_give(self, query: str, conversation_id: int | None) -> bool:
+        from storage.memory import nothing_to_give
+
+        try:
+            return nothing_to_give(self.store, query, conversation_id)
+        except Exception:  # undecided: the search runs as usual
+            return False
 
     def relevant(self, query: str, hits: list[Recall]) -> list[Recall]:
         """Only what helps answer ``query`` (``storage.retrieval.worth_giving``): memory must not make answers worse.

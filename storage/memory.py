@@ -58,6 +58,31 @@ def newest_message_id(store: Store) -> int:
         return int(db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
 
 
+def nothing_to_give(store: Store, query: str, exclude_conversation: int | None = None) -> bool:
+    """Whether no stored message can be worth giving for ``query`` (``retrieval.worth_giving``), known from SQLite
+    alone, without the embedder or the vector index.
+
+    A question not about the user gets only messages holding every one of its content words, and each word's stem
+    is a prefix of the word: a message that lacks one stem as a substring cannot qualify. So "no message holds them
+    all" is certain; "some message does" only means the search must run. Undecided (False) for a personal question
+    and for stems SQLite's ``lower()`` would not fold (non-ASCII).
+    """
+    if retrieval.personal(query):
+        return False
+    stems = sorted({retrieval.stem(word) for word in retrieval.significant(query)})
+    if not stems:
+        return True  # no content words: nothing can hold them all
+    if not all(s.isascii() for s in stems):
+        return False
+    where = " AND ".join("instr(lower(content), ?) > 0" for _ in stems)
+    params: list[object] = list(stems)
+    if exclude_conversation is not None:  # as the search does: the conversation itself is already in the prompt
+        where += " AND conversation_id != ?"
+        params.append(exclude_conversation)
+    with store.guard() as db:
+        return db.execute(f"SELECT 1 FROM messages WHERE {where} LIMIT 1", params).fetchone() is None
+
+
 class Memory:
     """Indexing and recall over the store's messages."""
 

@@ -337,6 +337,50 @@ def test_index_now_indexes_without_a_background_thread(
     session.close()
 
 
+def test_a_one_shot_general_question_does_not_wait_for_a_memory_that_could_give_nothing(
+    store: Store, settings: Settings, home: Path, fake_backend: FakeBackend, memory: FakeMemory
+) -> None:
+    """The one-shot CLI's memory warm-up (chromadb, the embedder, the catch-up) may still run when the prompt is
+    planned: a question not about the user, whose words no stored message holds, cannot be given anything, so the
+    turn goes on without it. A question some message could answer waits for the search."""
+    import threading
+
+    earlier(store, "I spent the weekend by the sea with my sister.")
+    release, gave_up = threading.Event(), threading.Event()
+
+    def slow_memory(*args: object) -> FakeMemory:
+        if not release.wait(120):  # the test failed: the turn waited for the memory
+            gave_up.set()
+        return memory
+
+    session = Session(
+        store, settings, home=home, loader=lambda s, st: fake_backend, memory_factory=slow_memory,  # type: ignore[arg-type]
+        background_index=False,
+    )
+    turn = session.start_turn("What is the capital of France?")
+    assert not gave_up.is_set() and not release.is_set()  # planned while the memory was still starting
+    assert turn.memories == [] and memory.searches == []
+    release.set()
+    run(turn)
+    session.close()
+    assert not gave_up.is_set()
+
+
+def test_nothing_to_give_is_certain_only_when_no_message_holds_every_word(store: Store) -> None:
+    from storage.memory import nothing_to_give
+
+    here = store.create_conversation(title="now")
+    store.add_message(here, "user", "What is the capital of France?")
+    assert nothing_to_give(store, "What is the capital of France?", exclude_conversation=here)
+    assert not nothing_to_give(store, "What is the capital of France?")  # the message itself holds them all
+    other = store.create_conversation(title="before")
+    store.add_message(other, "assistant", "The capitals of European countries: France has Paris.")
+    assert not nothing_to_give(store, "What is the capital of France?", exclude_conversation=here)  # capitals ~ capital
+    assert not nothing_to_give(store, "What is my cat called?", exclude_conversation=here)  # personal: search decides
+    assert nothing_to_give(store, "Hello there!", exclude_conversation=here)  # no content words: nothing can match
+    assert not nothing_to_give(store, "Où est la gare de Zürich ?", exclude_conversation=here)  # non-ASCII: undecided
+
+
 # -- end to end: the real Memory, embedder and chromadb directory ----------------------------------------------
 
 
