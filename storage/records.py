@@ -18,7 +18,7 @@ class Conversation:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Conversation:
-        return cls(**{k: row[k] for k in cls.__slots__ if k in row})  # type: ignore[attr-defined]
+        return cls(**{k: row[k] for k in cls.__slots__ if k in row})
 
 
 @dataclass(slots=True)
@@ -45,13 +45,13 @@ class Message:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Message:
-        values = {k: row[k] for k in cls.__slots__ if k in row}  # type: ignore[attr-defined]
+        values = {k: row[k] for k in cls.__slots__ if k in row}
         values["complete"] = bool(values.get("complete", 1))
         values["context_trimmed"] = bool(values.get("context_trimmed", 0))
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 @dataclass(slots=True)

@@ -54,4 +54,4 @@ def install() -> None:
 
     for module in (linux_driver, linux_inline_driver):
         if module.XTermParser is XTermParser:
-            module.XTermParser = AltKeyParser  # type: ignore[attr-defined,misc]
+            module.XTermParser = AltKeyParser  # type: ignore[attr-defined]

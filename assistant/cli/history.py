@@ -294,4 +294,4 @@ def stdin_is_terminal() -> bool:
 def _asdict(obj: object) -> dict[str, object]:
     from dataclasses import asdict
 
-    return asdict(obj)  # type: ignore[call-overload,no-any-return]
+    return asdict(obj)  # type: ignore[call-overload]
