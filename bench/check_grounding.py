@@ -110,18 +110,21 @@ def latency(embedder: Any, seed: int = REPORT_SEED) -> dict[str, Any]:
         cases.append((reply[:500], items[at].context))
     grounding.ground(*cases[0], embedder=embedder)  # warm-up
     times: list[float] = []
+    cpu: list[float] = []  # the embedder runs on the calling thread: CPU time is what a quiet machine would show
     for rep in range(LATENCY_REPS):
         text, sources = cases[rep % len(cases)]
         grounding._cache.clear()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         grounding.ground(text, sources, embedder=embedder)
         times.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
     times.sort()
     return {
         "reply_chars": round(statistics.mean(len(t) for t, _ in cases)),
         "context_chars": round(statistics.mean(sum(map(len, s)) for _, s in cases)),
         "ms_median": round(statistics.median(times), 2),
         "ms_p95": round(times[int(0.95 * (len(times) - 1))], 2),
+        "cpu_ms_median": round(statistics.median(cpu), 2),
     }
 
 
@@ -167,7 +170,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
             "diff",
             target="<= 50",
             met=lat["ms_median"] <= 50,
-            note=f"median after warm-up, p95 {lat['ms_p95']} ms; context ~{lat['context_chars']} chars",
+            note=f"median after warm-up (CPU time {lat['cpu_ms_median']} ms), p95 {lat['ms_p95']} ms; "
+            f"context ~{lat['context_chars']} chars, source-vector cache cleared each call",
         ),
     ]
 

@@ -126,7 +126,7 @@ def _user_cases(p: dict[str, Any], rng: random.Random) -> list[tuple[str, str, s
     n1, n2 = p["pet_names"]
     years, day, month = p["years"], p["bday_day"], p["bday_month"]
     wrong_city = _other(rng, CITIES, str(city))
-    wrong_pet = _other(rng, PET_NAMES, str(n1))
+    wrong_pet = rng.choice([n for n in PET_NAMES if n not in (n1, n2)])
     wrong_sister = _other(rng, FIRST, str(sister))
     wrong_day = int(day) % 28 + rng.randint(1, 5)
     wrong_month = _other(rng, MONTHS, str(month))

@@ -45,6 +45,7 @@ LOW_LOGPROB = -2.5  # a token below this (p < 0.08) is unsure
 VERY_LOW_LOGPROB = -5.0  # a single token this unlikely is flagged on its own
 MIN_RUN = 2  # otherwise, this many unsure tokens in a row
 EMBED_BATCH = 64  # sentences per embedder call; a typical reply and its sources fit in one
+MAX_CANDIDATES = 48  # source sentences embedded per reply, at most (see _candidates)
 CACHE_SIZE = 2048  # source sentence vectors kept between calls (a chat's context repeats turn after turn)
 
 _STOP = frozenset(
@@ -99,7 +100,7 @@ _PLEASANTRY = re.compile(
 # Reporting phrases mention the user without claiming anything about them.
 _REPORTING = re.compile(r"\b(?:from what |as )?you (?:told|mentioned|said|wrote)(?: (?:to )?me)?(?: that)?\b", re.I)
 _CLAUSE_END = re.compile(r"(?:,\s+(?=(?:and|but|while|whereas|although)\s)|;\s+|\s+[—–]\s+)")
-TOP_K = 3  # an entity must appear in one of the claim's closest source sentences for full credit
+TOP_K = 2  # an entity must appear in one of the claim's closest source sentences for full credit
 ELSEWHERE = 0.5  # what an entity found only in other source sentences counts as missing
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
@@ -173,11 +174,12 @@ def ground(
     if not claims:
         return Grounding(score=1.0, flagged=unsure)
     index = _index_sources(live_sources)
-    sims, nearest = _similarities([c.text for c in claims], index.sentences, embedder or default_embedder())
+    candidates = _candidates([c.text for c in claims], index.sentences)
+    sims, nearest = _similarities([c.text for c in claims], candidates, embedder or default_embedder())
     flagged: list[Flag] = []
     scores: list[float] = []
     for claim, sim, near in zip(claims, sims, nearest, strict=True):
-        support, reason = _support(claim.text, sim, [index.sentences[i] for i in near], index)
+        support, reason = _support(claim.text, sim, [candidates[i] for i in near], index)
         scores.append(support)
         if support < THRESHOLD:
             flagged.append(Flag(claim.start, claim.end, claim.text, reason))
@@ -396,6 +398,20 @@ def _support(sentence: str, sim: float, near: list[str], index: _Sources) -> tup
 def _negated(sentence: str) -> bool:
     lower = sentence.lower().replace("’", "'")
     return "n't" in lower or any(w in _NEGATIONS for w in re.findall(r"[a-z']+", lower))
+
+
+def _key_words(text: str) -> set[str]:
+    return {_stem(w) for w in _words(text) if w.lower() not in _STOP}
+
+
+def _candidates(claims: list[str], sentences: list[str]) -> list[str]:
+    """The source sentences worth embedding: those sharing a content word, name or number with some claim (a
+    support that shares no word at all is rare, and embedding every sentence of a long context would cost more
+    than the budget), at most MAX_CANDIDATES of them, the most overlapping first."""
+    wanted = set().union(*(_key_words(c) for c in claims))
+    overlap = [(len(wanted & _key_words(s)), i) for i, s in enumerate(sentences)]
+    kept = sorted((o for o in overlap if o[0] > 0), key=lambda o: (-o[0], o[1]))[:MAX_CANDIDATES]
+    return [sentences[i] for _, i in sorted(kept, key=lambda o: o[1])]
 
 
 def _similarities(claims: list[str], sources: list[str], embedder: Embedder) -> tuple[list[float], list[list[int]]]:
