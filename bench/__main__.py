@@ -16,7 +16,7 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui")
+PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui", "grounding")
 
 
 def machine() -> dict[str, Any]:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, multi_turn, oneshot, quality, recall, rss, tui_frame
+    from bench import chat_speed, check_grounding, multi_turn, oneshot, quality, recall, rss, tui_frame
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         "multiturn": (lambda: multi_turn.run(reps=max(1, (args.reps - 1) // 2)), multi_turn.rows),
         "quality": (lambda: quality.run(), quality.rows),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
+        "grounding": (check_grounding.run, check_grounding.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
