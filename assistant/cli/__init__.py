@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "memory": ("assistant.cli.memory", "memory", "Remembered facts, memory search, index status and rebuild."),
     "models": ("assistant.cli.models", "models", "List, add, pull, use and remove models."),
     "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
+    "check": ("assistant.cli.check", "check", "Check JSON Lines texts for personal data, secrets and grounding."),
 }
 
 

@@ -1,0 +1,239 @@
+"""`assistant check`: personal data, secrets and grounding for a stream of texts (JSON Lines in, JSON Lines out).
+
+Lines are read on a thread and checked in batches of what has arrived (up to :data:`BATCH`), so a file of
+thousands goes through the embedder in large batches while a slow producer still sees each answer as soon as its
+line is in. Every batch's lines are written, in order, and flushed before the next is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+import click
+
+from assistant.cli.output import note, progress
+from assistant.errors import InputError
+
+if TYPE_CHECKING:
+    from assistant.checks.run import CheckInput, CheckResult
+
+BATCH = 64  # lines per detector call: large enough for the embedder to batch well, small enough to stream
+EXIT_BAD_LINE = InputError.exit_code  # 2: some line was malformed
+EXIT_FAILED_LINE = 1  # some line made a detector fail (a bug to report); its output line says which
+
+
+@dataclass(slots=True, frozen=True)
+class _Error:
+    message: str  # one sentence, the line's {"error": ...}
+    malformed: bool  # the input's fault (exit 2), else a checker's (exit 1)
+
+
+@dataclass(slots=True)
+class _Line:
+    number: int  # 1-based, counting every input line (blank ones too), as an editor shows them
+    raw: bytes | None  # None: longer than the limit, skipped unread
+
+
+def _read_lines(stream: IO[bytes], out: queue.Queue[_Line | None], limit: int) -> None:
+    """Put each non-blank line (a too-long one as a marker, without holding it) on ``out``; None at the end."""
+    number = 0
+    try:
+        while True:
+            raw = stream.readline(limit + 1)
+            if not raw:
+                break
+            number += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass
+                out.put(_Line(number, None))
+            elif raw.strip():
+                out.put(_Line(number, raw))
+    finally:
+        out.put(None)
+
+
+def _count_lines(stream: IO[bytes]) -> int | None:
+    """How many lines a file on stdin holds (for the progress bar); None for a pipe or a terminal."""
+    try:
+        fd = stream.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        start = os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, AttributeError):
+        return None
+    count, at, last = 0, start, b"\n"
+    while chunk := os.pread(fd, 1 << 20, at):  # pread leaves the read position where it is
+        count += chunk.count(b"\n")
+        at += len(chunk)
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+class _Writer:
+    """Output lines on stdout, flushed per batch; a closed pipe (`| head`) stops the run quietly."""
+
+    def __init__(self) -> None:
+        # Taken now: while a progress bar is live, rich points sys.stdout at the stderr console.
+        self.stream = sys.stdout
+        self.broken = False
+
+    def write(self, lines: list[str]) -> None:
+        if self.broken or not lines:
+            return
+        try:
+            self.stream.write("".join(line + "\n" for line in lines))
+            self.stream.flush()
+        except BrokenPipeError:
+            self.broken = True
+            # Python would complain again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+
+def _json_line(outcome: CheckResult | _Error) -> str:
+    value = {"error": outcome.message} if isinstance(outcome, _Error) else outcome.to_dict()
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _human_line(number: int, outcome: CheckResult | _Error) -> str:
+    if isinstance(outcome, _Error):
+        return f"{number:>5}  error: {outcome.message}"
+    kinds = sorted({f.type for f in outcome.pii})
+    pii = f"{len(outcome.pii)} found ({', '.join(kinds)})" if kinds else "none found"
+    grounding = outcome.grounding
+    if grounding.score is None:
+        ground = "no context to check against"
+    else:
+        ground = f"score {grounding.score:.2f}"
+        if grounding.flagged:
+            ground += f", {len(grounding.flagged)} flagged: {grounding.flagged[0].reason}"
+    return f"{number:>5}  personal data/secrets: {pii} · grounding: {ground}"
+
+
+def _check_batch(batch: list[_Line]) -> list[CheckResult | _Error]:
+    """Each line's result or its one-sentence error, in order."""
+    from assistant.checks.run import check_isolated, parse_line, too_long
+
+    outcomes: list[CheckResult | _Error] = []
+    good: list[tuple[int, CheckInput]] = []
+    for line in batch:
+        where = f"Line {line.number}"
+        try:
+            if line.raw is None:
+                raise too_long(where)
+            good.append((len(outcomes), parse_line(line.raw, where)))
+            outcomes.append(_Error("", False))  # filled in below
+        except InputError as exc:
+            outcomes.append(_Error(str(exc), malformed=True))
+    if good:
+        results = check_isolated([item for _, item in good])
+        for (at, _), result in zip(good, results, strict=True):
+            if isinstance(result, Exception):
+                where = f"Line {batch[at].number}"
+                message = f"{where} could not be checked ({type(result).__name__}: {result})."
+                outcomes[at] = _Error(message, malformed=False)
+            else:
+                outcomes[at] = result
+    return outcomes
+
+
+def _next_batch(lines: queue.Queue[_Line | None]) -> tuple[list[_Line], bool]:
+    """Wait for one line, then take what else has already arrived (up to BATCH); True once the input ended."""
+    first = lines.get()
+    if first is None:
+        return [], True
+    batch = [first]
+    while len(batch) < BATCH:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            break
+        if line is None:
+            return batch, True
+        batch.append(line)
+    return batch, False
+
+
+def run_check(stdin: IO[bytes], writer: _Writer, human: bool, on_batch: Callable[[int], None] | None = None) -> int:
+    """Check every line of ``stdin``; the exit code (0, or EXIT_BAD_LINE / EXIT_FAILED_LINE when a line failed)."""
+    from assistant.checks.run import MAX_LINE_BYTES
+
+    lines: queue.Queue[_Line | None] = queue.Queue(maxsize=BATCH * 4)
+    threading.Thread(target=_read_lines, args=(stdin, lines, MAX_LINE_BYTES), daemon=True).start()
+    bad = failed = False
+    done = False
+    while not done and not writer.broken:
+        batch, done = _next_batch(lines)
+        if not batch:
+            break
+        outcomes = _check_batch(batch)
+        for outcome in outcomes:
+            if isinstance(outcome, _Error):
+                bad = bad or outcome.malformed
+                failed = failed or not outcome.malformed
+        if human:
+            writer.write([_human_line(line.number, o) for line, o in zip(batch, outcomes, strict=True)])
+        else:
+            writer.write([_json_line(o) for o in outcomes])
+        if on_batch is not None:
+            on_batch(batch[-1].number)
+    return EXIT_BAD_LINE if bad else EXIT_FAILED_LINE if failed else 0
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Write JSON Lines even when stdout is a terminal.")
+def check(as_json: bool) -> None:
+    """Check texts for personal data, secrets and unsupported claims: JSON Lines on stdin, one answer per line.
+
+    \b
+    Each input line is an object:
+      {"text": "...", "context": ["source", ...], "user_inputs": ["what the user typed", ...]}
+    ("context" and "user_inputs" are optional). Each answer, in input order:
+      {"pii": [{"type", "start", "end", "text"}], "redacted": "...",
+       "grounding": {"score": 0.0-1.0 or null, "flagged": [{"start", "end", "text", "reason"}]}}
+    Offsets count characters of "text". "redacted" masks every finding except what the user typed; secrets are
+    always masked. "score" is null when there is no context to check against.
+
+    \b
+    A malformed line gets {"error": "one sentence"} as its answer and the rest go on. Blank lines are skipped
+    (no answer). Answers are JSON Lines whenever stdout is a file or a pipe; on a terminal they are one readable
+    line each unless --json is given. A progress bar shows on stderr when it is a terminal.
+
+    \b
+    Exit codes: 0 every line was checked; 2 some line was malformed; 1 some line made a checker fail.
+
+    \b
+    Example:
+      assistant check < replies.jsonl | jq -c '.grounding.score'
+    """
+    stdin = sys.stdin.buffer if sys.stdin is not None else None
+    if stdin is None:
+        raise InputError("Nothing to check: pipe JSON Lines on stdin (`assistant check < texts.jsonl`).")
+    interactive = sys.stdin.isatty()
+    if interactive:
+        note('Reading JSON Lines such as {"text": "..."} from the terminal; Ctrl+D ends.')
+    to_terminal = sys.stdout.isatty()
+    writer = _Writer()
+    # A bar only beside a file or a pipe: on a terminal the answers themselves show the progress.
+    show_bar = sys.stderr.isatty() and not to_terminal and not interactive
+    total = _count_lines(stdin) if show_bar else None
+    with progress(total, "Checking", enabled=show_bar) as advance:
+        seen = [0]
+
+        def on_batch(last: int) -> None:
+            # The bar counts input lines, blank and skipped ones included, like the file it measures.
+            advance(last - seen[0])
+            seen[0] = last
+
+        code = run_check(stdin, writer, human=to_terminal and not as_json, on_batch=on_batch)
+    if code:
+        click.get_current_context().exit(code)
