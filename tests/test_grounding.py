@@ -149,3 +149,11 @@ def test_default_embedder_is_lazy() -> None:
     assert ground("x", []).score is None
     # Nothing was embedded for a call without sources: the default embedder need not even exist.
     assert grounding._default is None or not grounding._default.loaded
+
+
+def test_admissions_claim_nothing_but_names_still_count(embedder: Embedder) -> None:
+    text = "I'm sorry, I don’t have that information. I don't know."
+    assert ground(text, SOURCES, embedder=embedder).flagged == []
+    named = "I'm sorry, but your sister is called Beatriz."
+    result = ground(named, SOURCES, embedder=embedder)
+    assert "Beatriz" in _flag_covering(result, named, "Beatriz")

@@ -94,7 +94,8 @@ _NOT_A_CLAIM = re.compile(
 _PLEASANTRY = re.compile(
     r"^\W*(?:(?:good|great|nice|interesting) question|sure|of course|certainly|absolutely|happy to help|"
     r"you're welcome|no problem|glad (?:to|I could) help|i hope (?:this|that) helps|hope (?:this|that) helps|"
-    r"is there anything else[^.!?]*|anything else[^.!?]*)\W*$",
+    r"is there anything else[^.!?]*|anything else[^.!?]*|"
+    r"(?:i'm|i am) (?:sorry|afraid|not sure)[^.!?]*|i (?:don't|do not) (?:know|have|remember|recall)[^.!?]*)\W*$",
     re.I,
 )
 # Reporting phrases mention the user without claiming anything about them.
@@ -223,13 +224,17 @@ def _append(out: list[_Sentence], text: str, start: int, end: int) -> None:
 
 
 def _is_claim(sentence: str) -> bool:
-    """Questions, offers and pleasantries ("Let me know if ...") state nothing to check."""
-    if sentence.rstrip().endswith("?") or _PLEASANTRY.match(sentence):
+    """Questions, offers, pleasantries and admissions ("I'm not sure") state nothing to check, unless they name
+    something ("I'm sorry, but Ana was born in 1990" still does)."""
+    if sentence.rstrip().endswith("?"):
         return False
-    content = [w for w in _words(sentence) if w.lower() not in _STOP]
     if _entities(sentence, 0):
         return True
-    if _NOT_A_CLAIM.search(sentence) and len(content) < 6:
+    plain = sentence.replace("’", "'")
+    content = [w for w in _words(plain) if w.lower() not in _STOP]
+    if _PLEASANTRY.match(plain):
+        return False
+    if _NOT_A_CLAIM.search(plain) and len(content) < 6:
         return False
     return len(content) >= 1
 
