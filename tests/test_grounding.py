@@ -7,7 +7,8 @@ import math
 import pytest
 
 from assistant.checks import Grounding
-from assistant.checks.grounding import THRESHOLD, ground, split_sentences
+from assistant.checks.claims import split_sentences
+from assistant.checks.grounding import THRESHOLD, ground
 from storage.embedder import Embedder
 
 SOURCES = [
