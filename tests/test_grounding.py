@@ -158,3 +158,24 @@ def test_admissions_claim_nothing_but_names_still_count(embedder: Embedder) -> N
     named = "I'm sorry, but your sister is called Beatriz."
     result = ground(named, SOURCES, embedder=embedder)
     assert "Beatriz" in _flag_covering(result, named, "Beatriz")
+
+
+def test_evaluation_set_is_deterministic_and_balanced() -> None:
+    from bench.check_grounding_data import build
+
+    a, b = build(1), build(1)
+    assert [(i.answer, i.context, i.label) for i in a] == [(i.answer, i.context, i.label) for i in b]
+    assert [i.answer for i in build(2)] != [i.answer for i in a]
+    assert len(a) >= 300 and sum(i.label for i in a) * 2 == len(a)
+    kinds = {i.kind for i in a if i.label == 0}
+    assert {"wrong_name", "wrong_number", "wrong_date", "invented_user", "contradiction", "absent"} <= kinds
+
+
+def test_auroc_and_baseline() -> None:
+    from bench.check_grounding import auroc, lexical_overlap
+
+    assert auroc([0.9, 0.8, 0.1, 0.2], [1, 1, 0, 0]) == 1.0
+    assert auroc([0.1, 0.2, 0.9, 0.8], [1, 1, 0, 0]) == 0.0
+    assert auroc([0.5, 0.5], [1, 0]) == 0.5
+    assert lexical_overlap("You live in Lisbon.", SOURCES) == 1.0
+    assert lexical_overlap("You live in Madrid.", SOURCES) < 1.0
