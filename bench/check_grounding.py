@@ -54,7 +54,8 @@ def evaluate(seed: int, embedder: Any) -> dict[str, Any]:
     from bench.check_grounding_data import build
 
     items = build(seed)
-    ours = [grounding.ground(i.answer, i.context, embedder=embedder).score or 0.0 for i in items]
+    raw = [grounding.ground(i.answer, i.context, embedder=embedder).score for i in items]
+    ours = [0.0 if s is None else s for s in raw]  # None (off-topic sources) would count as unsupported here
     base = [lexical_overlap(i.answer, i.context) for i in items]
     labels = [i.label for i in items]
     flagged = [s < grounding.THRESHOLD for s in ours]
@@ -85,7 +86,28 @@ def evaluate(seed: int, embedder: Any) -> dict[str, Any]:
         "precision_lexical": round(base_tp / max(1, sum(base_flagged)), 4),
         "recall_lexical": round(base_tp / max(1, labels.count(0)), 4),
         "accuracy_by_kind": by_kind,
+        "none": raw.count(None),
+        "general_none_share": _general_share(items, embedder),
     }
+
+
+GENERAL = [
+    "The capital of France is Paris.",
+    "Python lists are mutable, while tuples are not.",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "To make pancakes, mix flour, eggs and milk, then fry the batter in a hot pan.",
+    "The French Revolution began in 1789.",
+    "A haiku has three lines of five, seven and five syllables.",
+]
+
+
+def _general_share(items: list[Any], embedder: Any) -> float:
+    """General-knowledge replies against the (off-topic) contexts of the set: the share scored None, not flagged."""
+    from assistant.checks import grounding
+
+    contexts = list({tuple(i.context): i.context for i in items}.values())
+    results = [grounding.ground(g, c, embedder=embedder).score for g in GENERAL for c in contexts]
+    return round(results.count(None) / len(results), 3)
 
 
 def _best_threshold(scores: list[float], labels: list[int]) -> float:
@@ -161,6 +183,15 @@ def rows(result: dict[str, Any]) -> list[Row]:
             note=f"threshold {result['threshold']}; baseline at its best cut {result['lexical_threshold']}",
         ),
         Row("grounding", "flag recall", result["recall"], result["recall_lexical"], "", "diff"),
+        Row(
+            "grounding",
+            "general knowledge, off-topic sources: None",
+            result["general_none_share"],
+            None,
+            "",
+            "diff",
+            note="share of general-knowledge replies scored None (nothing to check against) rather than flagged",
+        ),
         Row(
             "grounding",
             "latency per 500-char reply (ms)",

@@ -179,3 +179,11 @@ def test_auroc_and_baseline() -> None:
     assert auroc([0.5, 0.5], [1, 0]) == 0.5
     assert lexical_overlap("You live in Lisbon.", SOURCES) == 1.0
     assert lexical_overlap("You live in Madrid.", SOURCES) < 1.0
+
+
+def test_general_knowledge_with_off_topic_sources_is_none(embedder: Embedder) -> None:
+    text = "The capital of France is Paris. Python lists are mutable, while tuples are not."
+    assert ground(text, SOURCES, embedder=embedder).score is None
+    # A claim about the user is always checked, however far from the sources.
+    mine = ground("You collect antique typewriters.", SOURCES, embedder=embedder)
+    assert mine.score is not None and mine.score < THRESHOLD and mine.flagged

@@ -14,8 +14,10 @@ sources (the conversation, the recalled memories, the facts; see ``assistant.che
 
 A claim's support is ``meaning * entity_coverage ** 2`` (one missing entity of two leaves a quarter). The reply's
 score is its weakest claim's support, so a score below :data:`THRESHOLD` always comes with at least one flagged
-claim and one short reason. A reply with no sources scores None ("nothing to check against"), never 1; one that
-claims nothing (empty, or only pleasantries) scores 1. Token log-probabilities, when given, add flags (not score)
+claim and one short reason. A reply with no sources scores None ("nothing to check against"), never 1, and so
+does one whose sources are off-topic (no claim about the user, and no claim within RELEVANCE cosine of any source
+sentence: a general question answered while memories about something else were recalled); one that claims
+nothing (empty, or only pleasantries) scores 1. Token log-probabilities, when given, add flags (not score)
 where the model itself was unsure.
 
 THRESHOLD and the weights were tuned on the evaluation set of ``bench/check_grounding_data.py`` with seed 1 (a
@@ -64,6 +66,7 @@ MIN_RUN = 2  # otherwise, this many unsure tokens in a row
 EMBED_BATCH = 64  # sentences per embedder call; a typical reply and its sources fit in one
 MAX_CANDIDATES = 48  # source sentences embedded per reply, at most (see _candidates)
 CACHE_SIZE = 2048  # source sentence vectors kept between calls (a chat's context repeats turn after turn)
+RELEVANCE = 0.35  # below this best cosine, and with no claim about the user, the sources are off-topic: None
 TOP_K = 2  # an entity must appear in one of the claim's closest source sentences for full credit
 ELSEWHERE = 0.5  # what an entity found only in other source sentences counts as missing
 
@@ -106,6 +109,10 @@ def ground(
     index = index_sources(live_sources)
     candidates = _candidates([c.text for c in claims], index.sentences)
     sims, nearest = _similarities([c.text for c in claims], candidates, embedder or default_embedder())
+    if max(sims) < RELEVANCE and not any(about_user(c.text) for c in claims):
+        # The sources are about something else (a general question while memories about the user were recalled):
+        # nothing to check against, as with no sources at all, rather than every sentence "unsupported".
+        return Grounding(score=None, flagged=unsure)
     flagged: list[Flag] = []
     scores: list[float] = []
     for claim, sim, near in zip(claims, sims, nearest, strict=True):
