@@ -141,7 +141,15 @@ def latency(embedder: Any, seed: int = REPORT_SEED) -> dict[str, Any]:
         times.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - cpu_started) * 1000)
     times.sort()
+    # `assistant check` hands the detector 64 lines at a time: ground_many embeds their sentences together.
+    pairs = [(i.answer, i.context) for i in items]
+    grounding._cache.clear()
+    started = time.perf_counter()
+    for at in range(0, len(pairs), 64):
+        grounding.ground_many(pairs[at : at + 64], embedder=embedder)
+    batch_s = time.perf_counter() - started
     return {
+        "batch_per_s": round(len(pairs) / batch_s, 1),
         "reply_chars": round(statistics.mean(len(t) for t, _ in cases)),
         "context_chars": round(statistics.mean(sum(map(len, s)) for _, s in cases)),
         "ms_median": round(statistics.median(times), 2),
@@ -202,7 +210,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
             target="<= 50",
             met=lat["ms_median"] <= 50,
             note=f"median after warm-up (CPU time {lat['cpu_ms_median']} ms), p95 {lat['ms_p95']} ms; "
-            f"context ~{lat['context_chars']} chars, source-vector cache cleared each call",
+            f"context ~{lat['context_chars']} chars, source-vector cache cleared each call; "
+            f"in batches of 64 short answers: {lat['batch_per_s']} answers/s",
         ),
     ]
 

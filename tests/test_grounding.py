@@ -187,3 +187,20 @@ def test_general_knowledge_with_off_topic_sources_is_none(embedder: Embedder) ->
     # A claim about the user is always checked, however far from the sources.
     mine = ground("You collect antique typewriters.", SOURCES, embedder=embedder)
     assert mine.score is not None and mine.score < THRESHOLD and mine.flagged
+
+
+def test_ground_many_matches_ground_in_order(embedder: Embedder) -> None:
+    from assistant.checks.grounding import ground_many
+
+    items = [
+        ("Your sister Ana was born on 14 March 1990.", SOURCES),
+        ("You live in Madrid.", SOURCES),
+        ("Paris is the capital of France.", []),
+        ("", SOURCES),
+        ("The Karsten Bridge is 520 metres long.", SOURCES[2:]),
+    ]
+    batch = ground_many(items, embedder=embedder)
+    assert batch == [ground(text, sources, embedder=embedder) for text, sources in items]
+    assert [g.score is None for g in batch] == [False, False, True, False, False]
+    assert batch[0].score is not None and batch[0].score >= THRESHOLD
+    assert batch[1].flagged and batch[4].flagged

@@ -34,11 +34,13 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from assistant.checks import Flag, Grounding
 from assistant.checks.claims import (
+    Sentence,
     SourceIndex,
     about_user,
     clauses,
@@ -63,7 +65,7 @@ NEGATION_FACTOR = 0.5
 LOW_LOGPROB = -2.5  # a token below this (p < 0.08) is unsure
 VERY_LOW_LOGPROB = -5.0  # a single token this unlikely is flagged on its own
 MIN_RUN = 2  # otherwise, this many unsure tokens in a row
-EMBED_BATCH = 64  # sentences per embedder call; a typical reply and its sources fit in one
+EMBED_BATCH = 64  # sentences per embedder call; a typical reply and its candidate sources fit in one
 MAX_CANDIDATES = 48  # source sentences embedded per reply, at most (see _candidates)
 CACHE_SIZE = 2048  # source sentence vectors kept between calls (a chat's context repeats turn after turn)
 RELEVANCE = 0.35  # below this best cosine, and with no claim about the user, the sources are off-topic: None
@@ -99,28 +101,60 @@ def ground(
     ``logprobs`` are (character offset in ``text``, token log-probability) pairs, in order; runs of unlikely tokens
     are flagged as spans where the model was unsure.
     """
-    unsure = _unsure_spans(text, logprobs) if logprobs else []
+    result = ground_many([(text, sources)], embedder=embedder)[0]
+    if logprobs:
+        result.flagged = sorted(result.flagged + _unsure_spans(text, logprobs), key=lambda f: (f.start, f.end))
+    return result
+
+
+def ground_many(items: Sequence[tuple[str, list[str]]], *, embedder: Embedder | None = None) -> list[Grounding]:
+    """:func:`ground` for many (text, sources) pairs, in order, their sentences embedded together (a batch of
+    `assistant check` lines costs far fewer embedder calls than one call per line)."""
+    plans = [_plan(text, sources) for text, sources in items]
+    todo = [p for p in plans if isinstance(p, _Plan) and p.candidates]
+    vectors: dict[str, list[float]] = {}
+    if todo:
+        vectors = _vectors(
+            [c.text for p in todo for c in p.claims],
+            [s for p in todo for s in p.candidates],
+            embedder or default_embedder(),
+        )
+    return [p if isinstance(p, Grounding) else _score(p, vectors) for p in plans]
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A reply's claims and what to compare them with, before anything is embedded."""
+
+    claims: list[Sentence]
+    index: SourceIndex
+    candidates: list[str]
+
+
+def _plan(text: str, sources: list[str]) -> _Plan | Grounding:
     live_sources = [s for s in sources if s and s.strip()]
     if not live_sources:
-        return Grounding(score=None, flagged=unsure)
+        return Grounding(score=None)
     claims = [c for s in split_sentences(text) for c in clauses(s) if is_claim(c.text)]
     if not claims:
-        return Grounding(score=1.0, flagged=unsure)
+        return Grounding(score=1.0)
     index = index_sources(live_sources)
-    candidates = _candidates([c.text for c in claims], index.sentences)
-    sims, nearest = _similarities([c.text for c in claims], candidates, embedder or default_embedder())
-    if max(sims) < RELEVANCE and not any(about_user(c.text) for c in claims):
+    return _Plan(claims, index, _candidates([c.text for c in claims], index.sentences))
+
+
+def _score(plan: _Plan, vectors: dict[str, list[float]]) -> Grounding:
+    sims, nearest = _similarities([c.text for c in plan.claims], plan.candidates, vectors)
+    if max(sims) < RELEVANCE and not any(about_user(c.text) for c in plan.claims):
         # The sources are about something else (a general question while memories about the user were recalled):
         # nothing to check against, as with no sources at all, rather than every sentence "unsupported".
-        return Grounding(score=None, flagged=unsure)
+        return Grounding(score=None)
     flagged: list[Flag] = []
     scores: list[float] = []
-    for claim, sim, near in zip(claims, sims, nearest, strict=True):
-        support, reason = _support(claim.text, sim, [candidates[i] for i in near], index)
+    for claim, sim, near in zip(plan.claims, sims, nearest, strict=True):
+        support, reason = _support(claim.text, sim, [plan.candidates[i] for i in near], plan.index)
         scores.append(support)
         if support < THRESHOLD:
             flagged.append(Flag(claim.start, claim.end, claim.text, reason))
-    flagged = sorted(flagged + unsure, key=lambda f: (f.start, f.end))
     return Grounding(score=round(min(scores), 4), flagged=flagged)
 
 
@@ -173,27 +207,37 @@ def _candidates(claims: list[str], sentences: list[str]) -> list[str]:
     return [sentences[i] for _, i in sorted(kept, key=lambda o: o[1])]
 
 
-def _similarities(claims: list[str], sources: list[str], embedder: Embedder) -> tuple[list[float], list[list[int]]]:
+def _similarities(
+    claims: list[str], sources: list[str], vectors: dict[str, list[float]]
+) -> tuple[list[float], list[list[int]]]:
     """For each claim, the best cosine to a source sentence and the indices of its TOP_K closest, best first."""
     if not sources:
         return [0.0] * len(claims), [[] for _ in claims]
     import numpy as np
 
-    with _cache_lock:
-        todo = [s for s in sources if s not in _cache]
-    texts = list(dict.fromkeys([*claims, *todo]))
-    vectors = dict(zip(texts, _embed(embedder, texts), strict=True))
-    with _cache_lock:
-        for s in todo:
-            _cache[s] = vectors[s]
-            _cache.move_to_end(s)
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-        source_vectors = np.array([vectors.get(s) or _cache[s] for s in sources], dtype=np.float32)
     claim_vectors = np.array([vectors[c] for c in claims], dtype=np.float32)
+    source_vectors = np.array([vectors[s] for s in sources], dtype=np.float32)
     cosines = claim_vectors @ source_vectors.T
     order = np.argsort(-cosines, axis=1)[:, :TOP_K]
     return [float(cosines[i, row[0]]) for i, row in enumerate(order)], [[int(j) for j in row] for row in order]
+
+
+def _vectors(claims: list[str], sources: list[str], embedder: Embedder) -> dict[str, list[float]]:
+    """Vectors for every claim and source sentence, each distinct text embedded once; source sentences come from
+    (and go to) a small cache, since a chat's context repeats turn after turn."""
+    with _cache_lock:
+        cached = {s: _cache[s] for s in sources if s in _cache}
+    texts = list(dict.fromkeys([*claims, *(s for s in sources if s not in cached)]))
+    fresh = dict(zip(texts, _embed(embedder, texts), strict=True))
+    with _cache_lock:
+        for s in sources:
+            if s in fresh:
+                _cache[s] = fresh[s]
+            if s in _cache:
+                _cache.move_to_end(s)
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return cached | fresh
 
 
 def _embed(embedder: Embedder, texts: list[str]) -> list[list[float]]:
