@@ -204,3 +204,18 @@ def test_ground_many_matches_ground_in_order(embedder: Embedder) -> None:
     assert [g.score is None for g in batch] == [False, False, True, False, False]
     assert batch[0].score is not None and batch[0].score >= THRESHOLD
     assert batch[1].flagged and batch[4].flagged
+
+
+def test_markdown_lists_and_headings(embedder: Embedder) -> None:
+    text = "### Your cats\n\n1. Miso\n2. Tofu\n- Your sister Ana was born in 1990.\n* You live in Madrid."
+    spans = split_sentences(text)
+    assert [s.text for s in spans] == [
+        "### Your cats",
+        "Miso",
+        "Tofu",
+        "Your sister Ana was born in 1990.",
+        "You live in Madrid.",
+    ]
+    assert all(text[s.start : s.end] == s.text for s in spans)
+    result = ground(text, SOURCES, embedder=embedder)
+    assert [f.text for f in result.flagged] == ["You live in Madrid."]  # list numbers are not claims

@@ -61,7 +61,9 @@ _PLEASANTRY = re.compile(
 # Reporting phrases mention the user without claiming anything about them.
 _REPORTING = re.compile(r"\b(?:from what |as )?you (?:told|mentioned|said|wrote)(?: (?:to )?me)?(?: that)?\b", re.I)
 _CLAUSE_END = re.compile(r"(?:,\s+(?=(?:and|but|while|whereas|although)\s)|;\s+|\s+[—–]\s+)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+# Chat replies use line breaks for paragraphs, list items and headings: each line ends a sentence.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*[ \t]+(?=[\"'(\[]?[A-Z0-9])|[ \t]*\n\s*")
+_LIST_MARKER = re.compile(r"(?:[-*•+]|\d{1,3}[.)])[ \t]+")
 _ABBREVIATIONS = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|vs|etc|e\.g|i\.e|approx|No|Mt|Ave|Inc|Ltd)\.$")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d[\d,]*(?:\.\d+)?")
 _CAPITALISED = re.compile(r"\b[A-Z][a-zA-Z'’-]*[a-zA-Z]\b|\b[A-Z]\b(?=\.)")
@@ -102,6 +104,8 @@ def split_sentences(text: str) -> list[Sentence]:
     for match in _SENTENCE_END.finditer(text):
         if _ABBREVIATIONS.search(text[max(start, match.start() - 8) : match.start()]):
             continue
+        if "\n" not in match.group(0) and re.fullmatch(r"\s*\d{1,3}\.", text[start : match.start()]):
+            continue  # "1. Miso": a list item's number, not a sentence
         _append(out, text, start, match.start())
         start = match.end()
     _append(out, text, start, len(text))
@@ -122,16 +126,20 @@ def clauses(sentence: Sentence) -> list[Sentence]:
 def _append(out: list[Sentence], text: str, start: int, end: int) -> None:
     piece = text[start:end]
     stripped = piece.strip()
+    lead = len(piece) - len(piece.lstrip())
+    marker = _LIST_MARKER.match(stripped)
+    if marker:  # "1. " or "- " before a list item is layout, not a number or a claim
+        lead += marker.end()
+        stripped = stripped[marker.end() :]
     if stripped:
-        lead = len(piece) - len(piece.lstrip())
         out.append(Sentence(start + lead, start + lead + len(stripped), stripped))
 
 
 def is_claim(sentence: str) -> bool:
     """Questions, offers, pleasantries and admissions ("I'm not sure") state nothing to check, unless they name
     something ("I'm sorry, but Ana was born in 1990" still does)."""
-    if sentence.rstrip().endswith("?"):
-        return False
+    if sentence.rstrip().endswith("?") or sentence.startswith(("#", "```")):
+        return False  # a question, a heading or a code fence
     if entities(sentence):
         return True
     plain = sentence.replace("’", "'")
@@ -279,3 +287,10 @@ def word_coverage(sentence: str, index: SourceIndex) -> float:
     content = [w for w in _words(sentence) if w.lower() not in _STOP and not w[0].isdigit()]
     found = [w for w in content if w.lower() in index.words or _stem(w) in index.words]
     return len(found) / len(content) if content else 1.0
+
+
+def only_entities(sentence: str, found: list[Entity]) -> bool:
+    """Whether the sentence is nothing but its entities ("Miso" as a list item, "14 March 1990."): its meaning is
+    then theirs, and a bare name has no sentence meaning to compare."""
+    covered = {w.lower() for e in found for w in _words(e.text)}
+    return bool(found) and all(w.lower() in covered or w.lower() in _STOP for w in _words(sentence))

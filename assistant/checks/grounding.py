@@ -49,6 +49,7 @@ from assistant.checks.claims import (
     is_claim,
     key_words,
     negated,
+    only_entities,
     split_sentences,
     supported,
     word_coverage,
@@ -172,7 +173,7 @@ def _support(sentence: str, sim: float, near: list[str], index: SourceIndex) -> 
     match = near[0] if near else ""
     lexical = word_coverage(sentence, index)
     scaled = min(1.0, max(0.0, (sim - SIM_FLOOR) / (SIM_CEIL - SIM_FLOOR)))
-    meaning = SIM_WEIGHT * scaled + (1 - SIM_WEIGHT) * lexical
+    meaning = 1.0 if only_entities(sentence, found) else SIM_WEIGHT * scaled + (1 - SIM_WEIGHT) * lexical
     user = about_user(sentence)
     if user:
         meaning = max(0.0, meaning - USER_CLAIM_PENALTY)
