@@ -94,6 +94,28 @@ def test_answers_keep_input_order_across_batches() -> None:
         assert f"user{i}@" not in answer["redacted"]
 
 
+def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
+    items: list[Any] = [
+        {
+            "text": f"Reply {i}: Ana lives in {'Porto' if i % 3 else 'Lisbon'}, mail ana{i}@example.com.",
+            "context": CONTEXT,
+        }
+        for i in range(200)
+    ]
+    items[77] = b"not json"
+    stdin = lines_in(*items)
+    alone = run_cli("check", input=stdin)
+    side_by_side = run_cli("check", "--jobs", "2", input=stdin)
+    assert alone.returncode == side_by_side.returncode == 2
+    assert side_by_side.stderr == ""
+    assert side_by_side.stdout == alone.stdout
+    got = answers(side_by_side)
+    assert got[77] == {"error": "Line 78 is not JSON (Expecting value at column 1)."}
+    assert [a["pii"][0]["text"] for i, a in enumerate(got) if i != 77] == [
+        f"ana{i}@example.com" for i in range(200) if i != 77
+    ]
+
+
 MALFORMED: list[tuple[bytes, str]] = [
     (b"this is not json", "is not JSON"),
     (b'{"text": "unterminated', "is not JSON"),

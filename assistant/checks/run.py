@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -129,6 +130,56 @@ def check_isolated(items: Sequence[CheckInput], detectors: Detectors | None = No
         except Exception as exc:  # noqa: BLE001 - reported on the text's own output line
             out.append(exc)
     return out
+
+
+def check_explained(items: Sequence[CheckInput]) -> list[CheckResult | str]:
+    """:func:`check_isolated` with each failure as "ExceptionType: message" (what a worker process can send back)."""
+    return [f"{type(r).__name__}: {r}" if isinstance(r, Exception) else r for r in check_isolated(items)]
+
+
+def warm_up() -> None:
+    """Load every detector's model now (a worker does it once, before its first batch)."""
+    check_many([CheckInput("Warm-up: reach me at warm@example.com.", ("Warm-up text.",))])
+
+
+def _start_worker() -> None:
+    import signal
+
+    # Ctrl+C reaches the whole process group: the parent stops the run; a worker would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
+
+
+class Checker:
+    """Checks batches in this process (``jobs`` 1) or in that many worker processes, each with its own detectors.
+
+    The embedder takes most of the time, and it is fastest on one thread per process: more cores are used by more
+    processes. :meth:`submit` returns a future; the caller collects them in order.
+    """
+
+    def __init__(self, jobs: int = 1) -> None:
+        self.jobs = max(1, jobs)
+        self._pool: Any = None
+        if self.jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the parent runs a reader thread, which a fork would copy in an unknown state.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker)
+
+    def submit(self, items: Sequence[CheckInput]) -> Future[list[CheckResult | str]]:
+        if self._pool is not None and items:
+            future: Future[list[CheckResult | str]] = self._pool.submit(check_explained, list(items))
+            return future
+        done: Future[list[CheckResult | str]] = Future()
+        done.set_result(check_explained(items) if items else [])
+        return done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 # -- input lines --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import queue
 import stat
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
@@ -23,7 +24,9 @@ from assistant.cli.output import note, progress
 from assistant.errors import InputError
 
 if TYPE_CHECKING:
-    from assistant.checks.run import CheckInput, CheckResult
+    from concurrent.futures import Future
+
+    from assistant.checks.run import Checker, CheckInput, CheckResult
 
 BATCH = 64  # lines per detector call: large enough for the embedder to batch well, small enough to stream
 EXIT_BAD_LINE = InputError.exit_code  # 2: some line was malformed
@@ -119,31 +122,46 @@ def _human_line(number: int, outcome: CheckResult | _Error) -> str:
     return f"{number:>5}  personal data/secrets: {pii} · grounding: {ground}"
 
 
-def _check_batch(batch: list[_Line]) -> list[CheckResult | _Error]:
-    """Each line's result or its one-sentence error, in order."""
-    from assistant.checks.run import check_isolated, parse_line, too_long
+@dataclass(slots=True)
+class _Pending:
+    """A batch on its way: the lines, their outcomes so far (parse errors), and the checks still running."""
 
-    outcomes: list[CheckResult | _Error] = []
-    good: list[tuple[int, CheckInput]] = []
+    lines: list[_Line]
+    outcomes: list[CheckResult | _Error | None]
+    checked: Future[list[CheckResult | str]]
+
+
+def _start(batch: list[_Line], checker: Checker) -> _Pending:
+    """Parse the batch's lines (a malformed one gets its error now) and send the rest to be checked."""
+    from assistant.checks.run import parse_line, too_long
+
+    outcomes: list[CheckResult | _Error | None] = []
+    good: list[CheckInput] = []
     for line in batch:
         where = f"Line {line.number}"
         try:
             if line.raw is None:
                 raise too_long(where)
-            good.append((len(outcomes), parse_line(line.raw, where)))
-            outcomes.append(_Error("", False))  # filled in below
+            good.append(parse_line(line.raw, where))
+            outcomes.append(None)  # filled in when its check is back
         except InputError as exc:
             outcomes.append(_Error(str(exc), malformed=True))
-    if good:
-        results = check_isolated([item for _, item in good])
-        for (at, _), result in zip(good, results, strict=True):
-            if isinstance(result, Exception):
-                where = f"Line {batch[at].number}"
-                message = f"{where} could not be checked ({type(result).__name__}: {result})."
-                outcomes[at] = _Error(message, malformed=False)
+    return _Pending(batch, outcomes, checker.submit(good))
+
+
+def _finish(pending: _Pending) -> list[CheckResult | _Error]:
+    """Each line's result or its one-sentence error, in order (waits for the batch's checks)."""
+    results = iter(pending.checked.result())
+    out: list[CheckResult | _Error] = []
+    for line, outcome in zip(pending.lines, pending.outcomes, strict=True):
+        if outcome is None:
+            result = next(results)
+            if isinstance(result, str):
+                outcome = _Error(f"Line {line.number} could not be checked ({result}).", malformed=False)
             else:
-                outcomes[at] = result
-    return outcomes
+                outcome = result
+        out.append(outcome)
+    return out
 
 
 def _next_batch(lines: queue.Queue[_Line | None]) -> tuple[list[_Line], bool]:
@@ -163,35 +181,59 @@ def _next_batch(lines: queue.Queue[_Line | None]) -> tuple[list[_Line], bool]:
     return batch, False
 
 
-def run_check(stdin: IO[bytes], writer: _Writer, human: bool, on_batch: Callable[[int], None] | None = None) -> int:
+def run_check(
+    stdin: IO[bytes],
+    writer: _Writer,
+    human: bool,
+    on_batch: Callable[[int], None] | None = None,
+    jobs: int = 1,
+) -> int:
     """Check every line of ``stdin``; the exit code (0, or EXIT_BAD_LINE / EXIT_FAILED_LINE when a line failed)."""
-    from assistant.checks.run import MAX_LINE_BYTES
+    from assistant.checks.run import MAX_LINE_BYTES, Checker
 
     lines: queue.Queue[_Line | None] = queue.Queue(maxsize=BATCH * 4)
     threading.Thread(target=_read_lines, args=(stdin, lines, MAX_LINE_BYTES), daemon=True).start()
-    bad = failed = False
-    done = False
-    while not done and not writer.broken:
-        batch, done = _next_batch(lines)
-        if not batch:
-            break
-        outcomes = _check_batch(batch)
-        for outcome in outcomes:
-            if isinstance(outcome, _Error):
-                bad = bad or outcome.malformed
-                failed = failed or not outcome.malformed
-        if human:
-            writer.write([_human_line(line.number, o) for line, o in zip(batch, outcomes, strict=True)])
-        else:
-            writer.write([_json_line(o) for o in outcomes])
-        if on_batch is not None:
-            on_batch(batch[-1].number)
+    checker = Checker(jobs)
+    in_flight = 1 if checker.jobs == 1 else 2 * checker.jobs  # enough to keep every worker busy
+    pending: deque[_Pending] = deque()
+    bad = failed = done = False
+    try:
+        while (pending or not done) and not writer.broken:
+            # Write the oldest batch once enough are running, at the end, or when no more input is waiting (a
+            # producer that waits for its answer before writing the next line must get it).
+            if pending and (done or len(pending) >= in_flight or lines.empty()):
+                batch = pending.popleft()
+                outcomes = _finish(batch)
+                for outcome in outcomes:
+                    if isinstance(outcome, _Error):
+                        bad = bad or outcome.malformed
+                        failed = failed or not outcome.malformed
+                if human:
+                    writer.write([_human_line(line.number, o) for line, o in zip(batch.lines, outcomes, strict=True)])
+                else:
+                    writer.write([_json_line(o) for o in outcomes])
+                if on_batch is not None:
+                    on_batch(batch.lines[-1].number)
+                continue
+            new, done = _next_batch(lines)
+            if new:
+                pending.append(_start(new, checker))
+    finally:
+        checker.close()
     return EXIT_BAD_LINE if bad else EXIT_FAILED_LINE if failed else 0
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Write JSON Lines even when stdout is a terminal.")
-def check(as_json: bool) -> None:
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Worker processes checking batches side by side (0: one per CPU core); each loads its own models.",
+)
+def check(as_json: bool, jobs: int) -> None:
     """Check texts for personal data, secrets and unsupported claims: JSON Lines on stdin, one answer per line.
 
     \b
@@ -206,10 +248,15 @@ def check(as_json: bool) -> None:
     \b
     A malformed line gets {"error": "one sentence"} as its answer and the rest go on. Blank lines are skipped
     (no answer). Answers are JSON Lines whenever stdout is a file or a pipe; on a terminal they are one readable
-    line each unless --json is given. A progress bar shows on stderr when it is a terminal.
+    line each unless --json is given. A progress bar shows on stderr when stderr is a terminal and stdout is not.
 
     \b
     Exit codes: 0 every line was checked; 2 some line was malformed; 1 some line made a checker fail.
+
+    \b
+    The grounding embedder takes most of the time and runs on one core; --jobs N checks batches in N worker
+    processes side by side (each loads its own models: a few seconds and some 300 MB), for large inputs on a
+    machine with cores to spare. The answers are the same, in the same order.
 
     \b
     Example:
@@ -234,6 +281,7 @@ def check(as_json: bool) -> None:
             advance(last - seen[0])
             seen[0] = last
 
-        code = run_check(stdin, writer, human=to_terminal and not as_json, on_batch=on_batch)
+        workers = jobs or os.cpu_count() or 1
+        code = run_check(stdin, writer, human=to_terminal and not as_json, on_batch=on_batch, jobs=workers)
     if code:
         click.get_current_context().exit(code)
