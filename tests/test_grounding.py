@@ -153,7 +153,7 @@ def test_default_embedder_is_lazy() -> None:
 
 
 def test_admissions_claim_nothing_but_names_still_count(embedder: Embedder) -> None:
-    text = "I'm sorry, I don’t have that information. I don't know."
+    text = "I’m sorry, I don’t have that information. I don't know. I'm glad to help!"
     assert ground(text, SOURCES, embedder=embedder).flagged == []
     named = "I'm sorry, but your sister is called Beatriz."
     result = ground(named, SOURCES, embedder=embedder)

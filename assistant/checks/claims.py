@@ -53,7 +53,8 @@ _NOT_A_CLAIM = re.compile(
 
 _PLEASANTRY = re.compile(
     r"^\W*(?:(?:good|great|nice|interesting) question|sure|of course|certainly|absolutely|happy to help|"
-    r"you're welcome|no problem|glad (?:to|I could) help|i hope (?:this|that) helps|hope (?:this|that) helps|"
+    r"you're welcome|no problem|(?:i'm |i am )?(?:glad|happy) (?:to help|i could help|to assist)|"
+    r"(?:i'm|i am) here to help|i hope (?:this|that) helps|hope (?:this|that) helps|"
     r"is there anything else[^.!?]*|anything else[^.!?]*|"
     r"(?:i'm|i am) (?:sorry|afraid|not sure)[^.!?]*|i (?:don't|do not) (?:know|have|remember|recall)[^.!?]*)\W*$",
     re.I,
