@@ -124,6 +124,9 @@ def test_logprob_single_very_unlikely_token_and_likely_text(embedder: Embedder) 
     unsure = ground(text, SOURCES, [(0, -0.1), (4, -0.2), (9, -0.1), (12, -6.0), (18, -0.1)], embedder=embedder)
     assert [f.text for f in unsure.flagged] == ["Lisbon"]
     assert unsure.score is not None and unsure.score >= THRESHOLD  # log-probabilities flag, they do not score
+    # One mildly unlikely token, or an unlikely full stop, is no doubt worth showing.
+    mild = ground(text, SOURCES, [(0, -0.1), (4, -3.0), (9, -0.1), (12, -0.3), (18, -4.5)], embedder=embedder)
+    assert mild.flagged == []
     odd = ground(text, SOURCES, [(-5, -9.0), (999, math.nan), (12, -7.0)], embedder=embedder)
     assert all(0 <= f.start < f.end <= len(text) for f in odd.flagged)
 
