@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 import threading
@@ -158,12 +159,13 @@ def test_each_malformed_line_gets_its_own_error_and_the_others_are_checked() -> 
 
 
 def test_blank_lines_are_skipped_and_line_numbers_count_them() -> None:
-    done = run_cli("check", input=b'\n{"text": "hello"}\n   \n\r\n{"text": 1}\n\n')
+    done = run_cli("check", input=b'\n{"text": "hello"}\r\n   \n\r\n{"text": 1}\n\n{"text": "no newline at the end"}')
     assert done.returncode == 2
     got = answers(done)
-    assert len(got) == 2
+    assert len(got) == 3
     assert got[0]["redacted"] == "hello"
     assert got[1]["error"].startswith("Line 5:")
+    assert got[2]["redacted"] == "no newline at the end"
 
 
 def test_empty_input_writes_nothing_and_succeeds() -> None:
@@ -202,6 +204,26 @@ def test_answers_stream_while_the_input_is_still_open() -> None:
     proc.stdin.close()
     assert proc.stdout.read() == b""
     assert proc.wait(timeout=300) == 0
+
+
+def test_ctrl_c_stops_with_whole_answers_and_exit_130() -> None:
+    proc = subprocess.Popen(
+        [ASSISTANT, "check"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b'{"text": "one line from x@example.com"}\n')
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline())["pii"][0]["text"] == "x@example.com"  # running, waiting for more
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert out == b""
+    assert err.decode().strip() == "Interrupted; 1 answer was written, each for its input line in order."
 
 
 def _run_on_pty(stdin: bytes, *args: str, stdout_tty: bool) -> tuple[int, str, str]:

@@ -7,6 +7,7 @@ line is in. Every batch's lines are written, in order, and flushed before the ne
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -14,7 +15,7 @@ import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 BATCH = 64  # lines per detector call: large enough for the embedder to batch well, small enough to stream
 EXIT_BAD_LINE = InputError.exit_code  # 2: some line was malformed
 EXIT_FAILED_LINE = 1  # some line made a detector fail (a bug to report); its output line says which
+EXIT_INTERRUPTED = 130  # Ctrl+C, as `assistant chat`
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,21 +47,49 @@ class _Line:
     raw: bytes | None  # None: longer than the limit, skipped unread
 
 
-def _read_lines(stream: IO[bytes], out: queue.Queue[_Line | None], limit: int) -> None:
-    """Put each non-blank line (a too-long one as a marker, without holding it) on ``out``; None at the end."""
-    number = 0
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    """The stream's bytes as they come. A file descriptor is read directly: a daemon thread blocked inside
+    sys.stdin.buffer would hold its lock when Ctrl+C ends the program, and Python aborts at exit on that lock."""
     try:
-        while True:
-            raw = stream.readline(limit + 1)
-            if not raw:
-                break
-            number += 1
-            if len(raw) > limit and not raw.endswith(b"\n"):
-                while (rest := stream.readline(1 << 20)) and not rest.endswith(b"\n"):
-                    pass
-                out.put(_Line(number, None))
-            elif raw.strip():
-                out.put(_Line(number, raw))
+        fd: int | None = stream.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        fd = None
+    while chunk := (os.read(fd, 1 << 16) if fd is not None else stream.read(1 << 16)):
+        yield chunk
+
+
+def _read_lines(stream: IO[bytes], out: queue.Queue[_Line | None], limit: int) -> None:
+    """Put each non-blank line (one over ``limit`` bytes as a marker, never held whole) on ``out``; None at the end."""
+    number = 0
+    held = bytearray()
+    too_long = False
+
+    def emit() -> None:
+        nonlocal number, too_long
+        number += 1
+        if too_long:
+            out.put(_Line(number, None))
+        elif held.strip():
+            out.put(_Line(number, bytes(held)))
+        held.clear()
+        too_long = False
+
+    try:
+        for chunk in _chunks(stream):
+            at = 0
+            while (end := chunk.find(b"\n", at)) >= 0:
+                if not too_long:
+                    held.extend(chunk[at:end])
+                    too_long = len(held) > limit
+                emit()
+                at = end + 1
+            if not too_long:
+                held.extend(chunk[at:])
+                if len(held) > limit:
+                    too_long = True
+                    held.clear()
+        if held or too_long:
+            emit()
     finally:
         out.put(None)
 
@@ -89,10 +119,13 @@ class _Writer:
         # Taken now: while a progress bar is live, rich points sys.stdout at the stderr console.
         self.stream = sys.stdout
         self.broken = False
+        self.written = 0
 
     def write(self, lines: list[str]) -> None:
         if self.broken or not lines:
             return
+        # Counted first: a Ctrl+C right after the flush must not make the note undercount what a reader has.
+        self.written += len(lines)
         try:
             self.stream.write("".join(line + "\n" for line in lines))
             self.stream.flush()
@@ -251,7 +284,8 @@ def check(as_json: bool, jobs: int) -> None:
     line each unless --json is given. A progress bar shows on stderr when stderr is a terminal and stdout is not.
 
     \b
-    Exit codes: 0 every line was checked; 2 some line was malformed; 1 some line made a checker fail.
+    Exit codes: 0 every line was checked; 2 some line was malformed; 1 some line made a checker fail;
+    130 interrupted (the answers written so far are whole lines).
 
     \b
     The grounding embedder takes most of the time and runs on one core; --jobs N checks batches in N worker
@@ -282,6 +316,12 @@ def check(as_json: bool, jobs: int) -> None:
             seen[0] = last
 
         workers = jobs or os.cpu_count() or 1
-        code = run_check(stdin, writer, human=to_terminal and not as_json, on_batch=on_batch, jobs=workers)
+        try:
+            code = run_check(stdin, writer, human=to_terminal and not as_json, on_batch=on_batch, jobs=workers)
+        except KeyboardInterrupt:
+            code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        count = "1 answer was" if writer.written == 1 else f"{writer.written} answers were"
+        note(f"Interrupted; {count} written, each for its input line in order.")
     if code:
         click.get_current_context().exit(code)
