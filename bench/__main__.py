@@ -16,7 +16,7 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui", "grounding")
+PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui", "grounding", "privacy")
 
 
 def machine() -> dict[str, Any]:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, check_grounding, multi_turn, oneshot, quality, recall, rss, tui_frame
+    from bench import chat_speed, check_grounding, check_privacy, multi_turn, oneshot, quality, recall, rss, tui_frame
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         "quality": (lambda: quality.run(), quality.rows),
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
         "grounding": (check_grounding.run, check_grounding.rows),
+        "privacy": (lambda: check_privacy.run(reps=max(3, args.reps)), check_privacy.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
