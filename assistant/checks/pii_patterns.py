@@ -50,7 +50,7 @@ def card_ok(value: str) -> bool:
 
 # Words just before a number that say it is not personal: "order 4111...", "invoice no. ...", "version 10.0.0.1"
 _NOT_PII_BEFORE = re.compile(
-    r"(?:order|invoice|tracking|ticket|reference|ref|case|build|version|ver|v|release|commit|sha|hash|item|sku|"
+    r"\b(?:order|invoice|tracking|ticket|reference|ref|case|build|version|ver|v|release|commit|sha|hash|item|sku|"
     r"part|model|serial|batch|lot|isbn|issue|pr|bug)\s*(?:no\.?|number|#|id)?\s*[:#]?(?:\s+(?:is|was))?\s*$",
     re.IGNORECASE,
 )
@@ -73,7 +73,9 @@ def negative(text: str, start: int, end: int, kind: str) -> bool:
         return kind not in ("email", "address")
     if kind == "ip" and (text[start - 1 : start] == "." or re.match(r"\.\d", text[end : end + 2])):
         return True  # 1.2.3.4.5: a longer dotted number (a version, an OID), not an address
-    if kind == "ip" and re.search(r"(?:version|ver|v|release|build|patch|update|firmware)\s*$", before, re.IGNORECASE):
+    if kind == "ip" and re.search(
+        r"\b(?:version|ver|v|release|build|patch|update|firmware)\s*$", before, re.IGNORECASE
+    ):
         return True
     if kind in ("card", "ssn", "national_id") and start > 0 and text[start - 1] == "+":
         return True  # +393123456976 is a phone number, whatever else its digits would pass for

@@ -18,11 +18,14 @@ replaced here, and the list's URLs are emptied before anything imports tldextrac
 from __future__ import annotations
 
 import bisect
+import importlib.abc
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, Literal
 
 from assistant.checks import Finding, Policy
@@ -141,8 +144,16 @@ def _load() -> _Engine:
             import importlib
 
             recognizers, contexts = [], []
-            for module, name, kind in _RECOGNIZERS:
-                cls = getattr(importlib.import_module(f"presidio_analyzer.predefined_recognizers.{module}"), name)
+            guard = _NoTorchForPresidio()
+            sys.meta_path.insert(0, guard)
+            try:
+                classes = [
+                    getattr(importlib.import_module(f"presidio_analyzer.predefined_recognizers.{module}"), name)
+                    for module, name, _ in _RECOGNIZERS
+                ]
+            finally:
+                sys.meta_path.remove(guard)
+            for cls, (_, _, kind) in zip(classes, _RECOGNIZERS, strict=True):
                 recognizer = cls()
                 # the "very weak" patterns add little beside a context word, and some scan a line once per
                 # position (PAN (Low)'s ``(?=.*?...)``): quadratic on a long reply
@@ -156,6 +167,22 @@ def _load() -> _Engine:
 
             _engine = _Engine(recognizers, contexts)
     return _engine
+
+
+class _NoTorchForPresidio(importlib.abc.MetaPathFinder):
+    """Refuses ``transformers`` and ``torch`` to imports made from presidio, spaCy or thinc (on this thread's stack
+    only), while presidio is imported: its package imports its transformers NLP engine, which is optional there and
+    unused here, and that pulled in torch (2.5 s, hundreds of MB, a /tmp/torchinductor_* directory). Anyone else's
+    import of them goes on as usual; a refused import is not cached, so a later one works."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name.partition(".")[0] in ("transformers", "torch"):
+            frame: FrameType | None = sys._getframe(1)
+            while frame is not None:
+                if str(frame.f_globals.get("__name__", "")).startswith(("presidio_analyzer", "spacy", "thinc")):
+                    raise ModuleNotFoundError(f"{name} is not needed by the privacy checker", name=name)
+                frame = frame.f_back
+        return None
 
 
 def _email_ok(value: str) -> bool:
