@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,12 +227,13 @@ def test_ctrl_c_stops_with_whole_answers_and_exit_130() -> None:
     assert err.decode().strip() == "Interrupted; 1 answer was written, each for its input line in order."
 
 
-def _run_on_pty(stdin: bytes, *args: str, stdout_tty: bool) -> tuple[int, str, str]:
+def _run_on_pty(stdin: bytes | Path, *args: str, stdout_tty: bool) -> tuple[int, str, str]:
     """Run `assistant check` with stderr (and optionally stdout) on a pseudo-terminal; returns (code, out, tty)."""
     master, slave = pty.openpty()
+    source = stdin.open("rb") if isinstance(stdin, Path) else None  # a file: the bar knows how many lines
     proc = subprocess.Popen(
         [ASSISTANT, "check", *args],
-        stdin=subprocess.PIPE,
+        stdin=source or subprocess.PIPE,
         stdout=slave if stdout_tty else subprocess.PIPE,
         stderr=slave,
         env=cli_env(TERM="xterm"),
@@ -252,18 +254,23 @@ def _run_on_pty(stdin: bytes, *args: str, stdout_tty: bool) -> tuple[int, str, s
 
     reader = threading.Thread(target=drain)
     reader.start()
-    out, _ = proc.communicate(stdin, timeout=300)
+    out, _ = proc.communicate(stdin if isinstance(stdin, bytes) else None, timeout=300)
+    if source:
+        source.close()
     reader.join()
     os.close(master)
     return proc.returncode, (out or b"").decode(), seen.decode("utf-8", "replace")
 
 
-def test_a_terminal_on_stderr_never_takes_the_json_from_stdout() -> None:
+def test_a_terminal_on_stderr_never_takes_the_json_from_stdout(tmp_path: Path) -> None:
     items = [{"text": f"note {i} for q{i}@example.com"} for i in range(200)]
-    code, out, tty = _run_on_pty(lines_in(*items), stdout_tty=False)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines_in(*items))
+    code, out, tty = _run_on_pty(path, stdout_tty=False)
     assert code == 0, tty
     got = [json.loads(line) for line in out.splitlines()]
     assert [a["pii"][0]["text"] for a in got] == [f"q{i}@example.com" for i in range(200)]
+    assert "Checking" in tty and "/200" in tty  # the bar, counting the file's lines
     assert '"pii"' not in tty and "Traceback" not in tty  # the bar's terminal got none of the answers
 
 
