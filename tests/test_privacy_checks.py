@@ -142,6 +142,24 @@ def test_an_email_typed_in_another_case_is_the_users_own() -> None:
     assert outcome.actions == ["shown"] and outcome.text == text
 
 
+def test_a_phone_number_typed_in_national_form_is_shown_back_in_international_form() -> None:
+    text = "I'll call you on +44 20 7946 0958."
+    outcome = apply_policy(text, find_pii(text), ["my number is 020 7946 0958"], "redact")
+    assert outcome.actions == ["shown"]
+
+
+def test_two_numbers_the_user_typed_side_by_side_do_not_make_a_third() -> None:
+    text = "Your card 4111 1111 1111 1111 is on file."
+    outcome = apply_policy(text, find_pii(text), ["codes 4111 1111 and 1111 1111 for the lockers"], "redact")
+    assert outcome.actions == ["masked"]
+
+
+def test_an_ip_the_user_typed_is_not_a_longer_one() -> None:
+    text = "The server is at 10.0.0.12."
+    outcome = apply_policy(text, find_pii(text), ["my laptop is 10.0.0.1"], "redact")
+    assert outcome.actions == ["masked"]
+
+
 def test_data_the_user_never_typed_is_masked() -> None:
     text = "Your colleague's IBAN is DE89 3704 0044 0532 0130 00 and her phone +44 20 7946 0958."
     outcome = apply_policy(text, find_pii(text), ["What is Maria's bank account?"], "redact")

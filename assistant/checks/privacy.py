@@ -375,19 +375,35 @@ def normalise(kind: str, value: str) -> str:
     return re.sub(r"\s+", " ", value).strip().casefold()
 
 
+_NUMBER_RUN = re.compile(r"[+(]?\d[\d\s().+/-]*\d")
+
+
+class _Typed:
+    """What the user typed, normalised once per reply: numbers by their digits (each run of digits and separators
+    on its own, so two numbers side by side never make a third), everything else by case and spacing."""
+
+    def __init__(self, user_inputs: Iterable[str]) -> None:
+        inputs = list(user_inputs)
+        self.digit_runs = [re.sub(r"\D", "", m.group(0)) for said in inputs for m in _NUMBER_RUN.finditer(said)]
+        self.compact = [re.sub(r"[\s.-]", "", said).upper() for said in inputs]
+        self.words = [re.sub(r"\s+", " ", said).casefold() for said in inputs]
+
+    def has(self, finding: Finding) -> bool:
+        wanted = normalise(finding.type, finding.text)
+        if not wanted:
+            return False
+        if finding.type in ("card", "phone", "ssn"):
+            return any(wanted in run for run in self.digit_runs)
+        if finding.type in ("iban", "national_id"):
+            return any(wanted in said for said in self.compact)
+        edge = re.compile(rf"(?<![\w.@+-]){re.escape(wanted)}(?![\w@-]|\.\w)")
+        return any(edge.search(said) for said in self.words)
+
+
 def typed_by_user(finding: Finding, user_inputs: Iterable[str]) -> bool:
     """Whether the user typed this value in the conversation (compared normalised: "4111 1111 ..." is
-    "4111-1111-...", "Ana@Example.com" is "ana@example.com")."""
-    wanted = normalise(finding.type, finding.text)
-    if not wanted:
-        return False
-    for said in user_inputs:
-        for other in find_pii(said):
-            if other.type == finding.type and normalise(other.type, other.text) == wanted:
-                return True
-        if finding.type in ("email", "address", "ip") and wanted in normalise(finding.type, said):
-            return True
-    return False
+    "4111-1111-...", "+44 20 7946 0958" is "020 7946 0958", "Ana@Example.com" is "ana@example.com")."""
+    return _Typed(user_inputs).has(finding)
 
 
 def apply_policy(
@@ -399,12 +415,12 @@ def apply_policy(
     findings = sorted(findings, key=lambda f: f.start)
     if policy == "off":
         return PolicyOutcome(text, ["shown"] * len(findings), False, list(findings))
-    inputs = list(user_inputs)
+    typed = _Typed(user_inputs)
     actions: list[Action] = []
     for f in findings:
         if f.secret:
             actions.append("masked")
-        elif typed_by_user(f, inputs):
+        elif typed.has(f):
             actions.append("shown")
         elif policy == "warn":
             actions.append("warned")
