@@ -2,7 +2,8 @@
 
 Lines are read on a thread and checked in batches of what has arrived (up to :data:`BATCH`), so a file of
 thousands goes through the embedder in large batches while a slow producer still sees each answer as soon as its
-line is in. Every batch's lines are written, in order, and flushed before the next is read.
+line is in. Batches are written in input order and flushed as each comes back (from this process, or from worker
+processes with --jobs).
 """
 
 from __future__ import annotations
