@@ -190,7 +190,8 @@ class Store:
 
     def _conversation_rows(self, tail: str, params: list[Any]) -> list[Conversation]:
         sql = (
-            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count "
+            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.superseded_by IS NULL) "
+            "AS message_count "
             f"FROM conversations c {tail}"
         )
         with self.guard() as db:
@@ -367,7 +368,7 @@ class Store:
     # -- search ---------------------------------------------------------------------------------------------
 
     def search(self, text: str, limit: int = 20) -> list[SearchHit]:
-        """Full-text search (FTS5, BM25 ranking) over every message."""
+        """Full-text search (FTS5, BM25 ranking) over every current message (not the superseded ones)."""
         query = fts_query(text)
         if not query:
             return []
@@ -378,7 +379,7 @@ class Store:
             FROM messages_fts
             JOIN messages m ON m.rowid = messages_fts.rowid
             JOIN conversations c ON c.id = m.conversation_id
-            WHERE messages_fts MATCH ?
+            WHERE messages_fts MATCH ? AND m.superseded_by IS NULL
             ORDER BY score LIMIT ?"""
         with self.guard() as db:
             rows = db.execute(sql, [query, limit]).fetchall()

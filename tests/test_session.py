@@ -163,6 +163,10 @@ def test_regenerate_keeps_the_old_reply_superseded_and_out_of_history(
     assert pairs(store, conversation) == [("user", "Capital of France?"), ("assistant", "It is Paris, the capital.")]
     everything = store.messages(conversation, include_superseded=True)
     assert len(everything) == 5
+    # What the conversation shows is what search finds and what it counts: the replaced messages are not in it.
+    assert store.get_conversation(conversation).message_count == 2
+    assert [hit.message_id for hit in store.search("Second city")] == []
+    assert {hit.message_id for hit in store.search("capital")} == {again.result.message_id, first.user_message_id}
     old = store.get_message(first.result.message_id)
     assert old.content == "Paris." and old.superseded_by == again.result.message_id  # the pair for learning
     assert store.get_message(second.user_message_id).superseded_by == again.result.message_id
