@@ -207,6 +207,9 @@ def test_ctrl_c_keeps_the_partial_reply_and_exits_130(home: Path) -> None:
         user, reply = store.messages(conversation.id)
     assert user.content == "Count from 1 to 500, separated by commas."
     assert reply.finish_reason == "cancelled" and not reply.complete
-    # What was printed is what was kept: the pieces generated before the interrupt, nothing after it.
-    assert printed and reply.content.startswith(printed.removesuffix("\n"))
+    # What was printed is part of what was kept: the pieces generated before the interrupt, nothing after it. The
+    # interrupt lands in the write of a piece, so that piece may or may not reach stdout (a write to a full pipe
+    # interrupted by a signal is abandoned); it is stored either way.
+    assert reply.content.strip()
+    assert reply.content.startswith(printed.removesuffix("\n"))
     assert len(reply.content) < 200
