@@ -123,7 +123,7 @@ def chat(
 
     from assistant.app_store import open_store
     from assistant.cli.models import prepare_model
-    from assistant.config import data_dir, load_settings
+    from assistant.config import data_dir, load_settings, models_dir
     from assistant.session import Session
 
     home = data_dir()
@@ -135,12 +135,13 @@ def chat(
                 conversation_id = latest[0].id
             else:
                 note("There is no conversation to continue yet; starting a new one.")
+        # Checked before anything is stored, so a mistyped --model leaves no stray conversation behind, and before
+        # the memory starts, so a refusal never leaves its warm-up thread running while the process exits.
+        prepare_model(store, model or settings.model, models_dir(home))
         # The memory warms up in a thread from here on, beside the model's load, and catches up with earlier calls.
         session = Session(
             store, settings, model=model, home=home, use_memory=False if no_memory else None, background_index=False
         )
-        # Checked before anything is stored, so a mistyped --model leaves no stray conversation behind.
-        prepare_model(store, session.model_name, session.models_dir)
         printer = None if as_json else _Printer()
         turn: Turn | None = None
         try:
