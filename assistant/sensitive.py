@@ -25,6 +25,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The checksums (Luhn, IBAN mod 97) are the reply checker's: one implementation of each.
+from assistant.checks.pii_patterns import card_ok
+from assistant.checks.pii_patterns import iban_ok as iban_ok
+from assistant.checks.pii_patterns import luhn_ok as luhn_ok
+
 # -- findings -----------------------------------------------------------------------------------------------------
 
 KIND_LABELS = {
@@ -155,36 +160,13 @@ _SHAPES = {
 }
 
 _CARD = re.compile(r"(?<![\d+])(?:\d[ -]?){12,18}\d(?![\d])")
-_CARD_PREFIX = re.compile(r"4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2)|35")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_IBAN_LENGTHS = range(15, 35)
-
-
-def luhn_ok(digits: str) -> bool:
-    """The Luhn checksum every payment card number carries."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
-
-
-def iban_ok(candidate: str) -> bool:
-    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 must be 1."""
-    iban = candidate.replace(" ", "")
-    if len(iban) not in _IBAN_LENGTHS:
-        return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
 def _shape_findings(text: str) -> list[Finding]:
     found = [Finding(kind, m.start(), m.end()) for kind, pattern in _SHAPES.items() for m in pattern.finditer(text)]
     for match in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", match.group(0))
-        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_ok(digits) and len(set(digits)) > 1:
+        if card_ok(match.group(0)):
             found.append(Finding("card_number", match.start(), match.end()))
     for match in _IBAN.finditer(text):
         value = match.group(0).rstrip()

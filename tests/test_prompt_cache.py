@@ -18,6 +18,7 @@ from assistant.context import plan_prompt
 from assistant.memory_prompt import RECALL_HEADER
 from assistant.runtime.base import Backend
 from assistant.session import Session
+from bench.multi_turn import common_prefix
 from storage.db import Store
 from storage.facts import add_fact
 from tests.fakes import FakeBackend
@@ -26,15 +27,6 @@ from tests.test_memory_session import FakeMemory, Hit, earlier
 
 def run(turn) -> str:  # type: ignore[no-untyped-def]
     return "".join(chunk.text for chunk in turn.stream())
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 @pytest.fixture
