@@ -46,6 +46,8 @@ MESSAGE_FIELDS = {
     "error",
     "context_trimmed",
     "created_at",
+    "checks",
+    "badge",
 }
 
 

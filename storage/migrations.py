@@ -265,3 +265,12 @@ def m005_forgotten(db: sqlite_utils.Database) -> None:
                 VALUES ('{kind}', old.id, {conversation}, {stamp});
             END"""
         )
+
+
+@migration
+def m006_checks(db: sqlite_utils.Database) -> None:
+    # The checker's verdict on each reply, stored with it so that history, export and the learning job (which
+    # skips unsupported replies) read it without running the checker again. No index on ``badge``: the learning
+    # job reads a day's replies by time and filters those, a scan it does anyway.
+    db.execute("ALTER TABLE messages ADD COLUMN checks TEXT")
+    db.execute("ALTER TABLE messages ADD COLUMN badge TEXT CHECK (badge IN ('ok', 'check', 'unsupported', 'masked'))")

@@ -42,6 +42,8 @@ class Message:
     rating: int | None = None
     better_answer: str | None = None
     superseded_by: int | None = None  # the message that replaced this one (regenerate, edit, retry)
+    checks: str | None = None  # the checker's findings on a reply, JSON (assistant.checks.ReplyCheck.to_json)
+    badge: str | None = None  # the checker's verdict: ok, check, unsupported or masked (None: not checked)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Message:

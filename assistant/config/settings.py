@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
@@ -71,6 +71,17 @@ class Settings(BaseModel):
     )
     embedder_threads: int = Field(
         1, ge=1, le=64, description="CPU threads for the embedder (leaves the model its cores)."
+    )
+    privacy: Literal["off", "warn", "redact", "block"] = Field(
+        "redact",
+        description=(
+            "Personal data in a reply that the user did not type in this conversation: redact (masked as [email], "
+            "[card], ...), warn (shown, flagged), block (the reply is withheld) or off (not checked). "
+            "Secrets are masked whatever this says, unless it is off."
+        ),
+    )
+    grounding: bool = Field(
+        True, description="Score each reply against its sources and flag what they do not support (off: not scored)."
     )
     # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
     # the TUI shows them as notifications.
