@@ -36,6 +36,7 @@ from assistant.memory_prompt import (
     remember_confirmation,
 )
 from assistant.models import resolve
+from assistant.reply_check import ReplyChecker, make_guard, sources_for
 from assistant.reply_store import write_kept
 from assistant.runtime import Backend, Chunk, GenerationParams, Loader, load_backend
 from assistant.sensitive import save_warning
@@ -48,6 +49,7 @@ from storage.records import Message
 from storage.revisions import recalled_for, supersede
 
 if TYPE_CHECKING:
+    from storage.embedder import Embedder
     from storage.memory import Memory
 
 MAX_MESSAGE_CHARS = 1_000_000  # beyond this, a paste is almost surely a mistake; refuse rather than store
@@ -227,13 +229,34 @@ class Session:
     # -- turns ----------------------------------------------------------------------------------------------
 
     def generation_params(self) -> GenerationParams:
-        return GenerationParams.from_settings(self.settings)
+        params = GenerationParams.from_settings(self.settings)
+        params.logprobs = self.settings.grounding  # the checker marks where the model itself was unsure
+        return params
 
-    def _setup(self) -> TurnSetup:
+    def _checker(self) -> list[AfterReply]:
+        """The checker's after-reply step, when privacy or grounding is on (it stores the verdict)."""
+        if self.settings.privacy == "off" and not self.settings.grounding:
+            return []
+        return [ReplyChecker(self.settings.privacy, self.settings.grounding, self._loaded_embedder)]
+
+    def _loaded_embedder(self) -> Embedder | None:
+        """The memory's embedder when the memory is open (the checker then loads no second one)."""
+        memory = self._memory.memory if self._use_memory else None
+        return getattr(memory, "embedder", None)
+
+    def _attach_checker(self, turn: Turn, text: str, past: NotedHistory, block: MemoryBlock) -> None:
+        """Give the turn its stream guard and the sources its reply will be grounded in."""
+        said = [m["content"] for m in past.messages if m["role"] == "user"] + [text]  # notes given ride along
+        turn.guard = make_guard(said, self.settings.privacy)
+        if self.settings.grounding:
+            turn.sources = sources_for(said, [f.text for f in block.facts], [r.text for r in block.recalls])
+
+    def _setup(self, checked: bool = True) -> TurnSetup:
+        steps = [*self.after_reply, *(self._checker() if checked else [])]
         return TurnSetup(
             store=self.store,
             params=self.generation_params(),
-            after_reply=tuple(self.after_reply),
+            after_reply=tuple(steps),
             quiet=self._memory.quiet,
             spool=self.spool,
         )
@@ -276,9 +299,7 @@ class Session:
             if len(" ".join(remember.fact.split())) > MAX_FACT_CHARS:
                 raise InputError(f"A fact can be at most {MAX_FACT_CHARS:,} characters; shorten it and try again.")
 
-    def _send(
-        self, conversation_id: int, text: str, history: list[Message], replaces: Sequence[int] = ()
-    ) -> Turn:
+    def _send(self, conversation_id: int, text: str, history: list[Message], replaces: Sequence[int] = ()) -> Turn:
         """Store a new message of the user (replacing ``replaces``), then answer it."""
         user_message_id = self.store.add_message(conversation_id, "user", text)
         if replaces:
@@ -300,7 +321,7 @@ class Session:
                     # Answered without the model: nothing to generate, so nothing to wait for.
                     reply = remember_confirmation(" ".join(remember.fact.split()), fact_id, self._use_memory)
                     plan = PromptPlan("", 0, [], 0, 0, False, None)
-                    turn = Turn(self._setup(), CannedReply(reply), conversation_id, user_message_id, plan)
+                    turn = Turn(self._setup(checked=False), CannedReply(reply), conversation_id, user_message_id, plan)
                     turn.notice = warning
                     return turn
                 if warning:
@@ -339,5 +360,6 @@ class Session:
         turn = Turn(self._setup(), backend, conversation_id, user_message_id, plan, replaces=replaces)
         turn.memories = list(block.recalls)
         turn.facts = list(block.facts)
+        self._attach_checker(turn, text, past, block)
         turn.notice = " ".join(n for n in (plan.notice, *notices, memory_notice) if n) or None
         return turn

@@ -28,6 +28,8 @@ from storage.db import Store
 from storage.facts import Fact, RecallRecord, record_recalls
 
 if TYPE_CHECKING:
+    from assistant.checks.privacy import PolicyOutcome
+    from assistant.reply_check import Guard
     from storage.memory import Recall
 
 
@@ -47,6 +49,8 @@ class TurnResult:
     memories: list[dict[str, Any]] = field(default_factory=list)  # recalled snippets the reply was given
     facts: list[dict[str, Any]] = field(default_factory=list)  # remembered facts the reply was given
     saved: bool = True  # False: the database could not be written; the reply was kept to be written later
+    checks: dict[str, Any] | None = None  # the checker's verdict (assistant.checks.ReplyCheck.to_dict()), when on
+    badge: str | None = None  # its one word: ok, check, unsupported or masked
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -103,6 +107,11 @@ class Turn:
         self.memories: list[Recall] = []  # recalled snippets of earlier conversations new in this prompt
         self.facts: list[Fact] = []  # remembered facts in this prompt
         self.on_save_blocked: Blocked | None = None  # called when the final write meets a lock (tests use it)
+        # The checker (assistant.reply_check): the guard masks the stream; the rest is read by the after-reply step.
+        self.guard: Guard | None = None
+        self.sources: list[str] = []  # what the reply may rest on: the user's statements, facts, recalled snippets
+        self.logprobs: list[tuple[int, float]] = []  # (offset into the raw reply, log-probability), when recorded
+        self.privacy: PolicyOutcome | None = None  # the privacy check over the whole reply, once it has ended
         self._unsaved = ""  # the sentence for a reply that could not be written
 
     def _add_notice(self, text: str) -> None:
@@ -145,7 +154,9 @@ class Turn:
         self._supersede()
         self._record_recalls()
         writer = ReplyWriter(store, self.setup.spool, self.on_save_blocked)
-        parts: list[str] = []
+        guard = self.guard
+        parts: list[str] = []  # as shown: masked by the guard
+        raw_chars = 0
         tokens = 0
         first_s: float | None = None
         last_s = 0.0
@@ -160,16 +171,26 @@ class Turn:
                         break
                     if chunk.text and first_s is None:
                         first_s = chunk.elapsed_s
-                    parts.append(chunk.text)
+                    if chunk.logprob is not None:
+                        self.logprobs.append((raw_chars, chunk.logprob))
+                    raw_chars += len(chunk.text)
                     tokens += chunk.tokens
                     last_s = chunk.elapsed_s
                     if chunk.finish_reason:
                         finish = chunk.finish_reason
+                    if guard is not None:
+                        chunk = Chunk(guard.feed(chunk.text), chunk.tokens, chunk.elapsed_s, chunk.finish_reason)
+                    parts.append(chunk.text)
                     writer.save_partial(self.message_id, "".join(parts), tokens)
                     yield chunk
                     if stop is not None and stop.is_set():
                         break
                 ended = True
+                if guard is not None:
+                    rest = self._close_guard(guard, parts)
+                    guard = None
+                    if rest:
+                        yield Chunk(rest, 0, last_s, finish)
             except AssistantError as exc:
                 finish, error = "error", str(exc)
                 raise
@@ -180,9 +201,19 @@ class Turn:
                 close = getattr(source, "close", None)
                 if close:
                     close()
+                if guard is not None:  # stopped early: what was generated is checked whole all the same
+                    self._close_guard(guard, parts)
                 self._finish(writer, "".join(parts), tokens, first_s, last_s, finish, error)
         if ended and self.result is not None and not self.result.saved:
             raise StorageError(self._unsaved)
+
+    def _close_guard(self, guard: Guard, parts: list[str]) -> str:
+        """End the guard: the whole reply's outcome becomes what is stored (``parts``); returns what is left to
+        show."""
+        rest, outcome = guard.finish()
+        self.privacy = outcome
+        parts[:] = [outcome.text]
+        return rest
 
     @staticmethod
     def _unsaved_sentence(writer: ReplyWriter, failure: StorageError) -> str:

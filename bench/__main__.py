@@ -16,7 +16,19 @@ from typing import Any
 from bench import CpuWindow, Row, load_average, log
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
-PARTS = ("chat", "threads", "rss", "oneshot", "recall", "multiturn", "quality", "tui", "grounding", "privacy")
+PARTS = (
+    "chat",
+    "checked",
+    "threads",
+    "rss",
+    "oneshot",
+    "recall",
+    "multiturn",
+    "quality",
+    "tui",
+    "grounding",
+    "privacy",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -92,13 +104,25 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
-    from bench import chat_speed, check_grounding, check_privacy, multi_turn, oneshot, quality, recall, rss, tui_frame
+    from bench import (
+        chat_checked,
+        chat_speed,
+        check_grounding,
+        check_privacy,
+        multi_turn,
+        oneshot,
+        quality,
+        recall,
+        rss,
+        tui_frame,
+    )
 
     runners: dict[str, tuple[Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = {
         "chat": (
             lambda: chat_speed.run(args.reps, args.max_tokens, args.threads or None, cli=not args.no_cli),
             chat_speed.rows,
         ),
+        "checked": (lambda: chat_checked.run(reps=max(4, args.reps)), chat_checked.rows),
         "threads": (lambda: chat_speed.thread_study(reps=max(2, args.reps - 2)), chat_speed.thread_rows),
         "rss": (lambda: rss.run(reps=max(2, args.reps - 2), max_tokens=args.max_tokens), rss.rows),
         "recall": (

@@ -95,8 +95,8 @@ class ReplyCheck:
         """Short sentences for the TUI's "why": what was masked, what is unsupported and why, what to verify."""
         lines: list[str] = []
         if self.blocked:
-            kinds = sorted({p["type"] for p in self.privacy if p["action"] == "masked"})
-            lines.append(f"The reply was withheld: it contained {', '.join(kinds)} you did not type here.")
+            withheld = ", ".join(sorted({p["type"] for p in self.privacy if p["action"] == "masked"}))
+            lines.append(f"The reply was withheld: it contained {withheld} you did not type here.")
         masked = [p["type"] for p in self.privacy if p["action"] == "masked"]
         if masked and not self.blocked:
             kinds = ", ".join(sorted(set(masked)))

@@ -2,7 +2,9 @@
 
 Each call starts a new conversation unless told otherwise: ``--conversation ID`` continues that one and
 ``--continue`` / ``-c`` the most recently active one. Notices go to stderr so that stdout holds only the reply
-(or, with ``--json``, one JSON object, whose ``memories`` and ``facts`` say what the reply was given from memory).
+(or, with ``--json``, one JSON object, whose ``memories`` and ``facts`` say what the reply was given from memory,
+and whose ``checks`` and ``badge`` hold the checker's verdict). Personal data and secrets are masked while the reply
+streams (``assistant.reply_check``); a reply found unsupported or masked gets one line about it on stderr.
 
 With memory on, the message and the reply stay queued for indexing when the command exits: the next call indexes
 them while its model loads, before it recalls (only a large backlog is indexed before an exit). ``--no-memory``
@@ -174,6 +176,8 @@ def chat(
                 printer.end_line()
             if later := _later_notice(said, turn.result.notice):
                 note(later)  # what the reply itself brought (a loop cut, an after-reply step), after the reply
+            if not as_json:
+                _say_checks(turn.result.checks)
             if session.use_memory and session.indexing_behind:
                 _index_before_exit(session)
         finally:
@@ -181,6 +185,19 @@ def chat(
     # Everything is written and closed. Python's last garbage collections at exit would walk every object that
     # chromadb, onnxruntime and llama.cpp's bindings created (0.2-0.5 s measured): the process ends without them.
     gc.freeze()
+
+
+def _say_checks(checks: dict[str, object] | None) -> None:
+    """On stderr, what the checker found when it is worth a look: something masked or withheld, or claims the
+    sources do not support (a general-knowledge reply with nothing to check against says nothing here; `--json`
+    has every detail)."""
+    from assistant.checks import ReplyCheck
+
+    verdict = ReplyCheck.from_dict(checks) if checks else None
+    if verdict is None or verdict.badge not in ("masked", "unsupported"):
+        return
+    lines = [line for line in verdict.why() if not line.startswith("Nothing to check")]
+    note(f"Checked: {verdict.badge}. " + " ".join(lines))
 
 
 def _later_notice(said: str, final: str | None) -> str:

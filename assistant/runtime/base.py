@@ -18,6 +18,7 @@ class Chunk:
     tokens: int = 1  # tokens this chunk stands for
     elapsed_s: float = 0.0  # since the request started (prompt processing included)
     finish_reason: str | None = None  # "stop", "length" or "loop" (cut: it was repeating itself) on the last chunk
+    logprob: float | None = None  # the model's log-probability of this chunk's least likely token, when asked for
 
 
 @dataclass(slots=True)
@@ -32,6 +33,7 @@ class GenerationParams:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     cut_loops: bool = True  # stop a reply that still loops, with finish_reason "loop"
+    logprobs: bool = False  # report each chunk's token log-probability (the checker's "unsure" spans)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GenerationParams:

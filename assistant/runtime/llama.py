@@ -162,6 +162,8 @@ class LlamaBackend:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = [*self._stops, *params.stop]
         loops = LoopDetector() if params.cut_loops else None
+        scorer = _TokenLogprob(llm) if params.logprobs else None
+        lowest: float | None = None  # the least likely token of the pending chunk
         held = ""  # text that may be the start of a stop marker
         pending = 0  # tokens not yet reported in a chunk
         produced = 0
@@ -183,6 +185,9 @@ class LlamaBackend:
                     break
                 produced += 1
                 pending += 1
+                if scorer is not None:
+                    logprob = scorer(token)
+                    lowest = logprob if lowest is None else min(lowest, logprob)
                 text, held, stopped = split_stop(held + decoder.decode(llm.detokenize([token])), stops)
                 if stopped:
                     held, finish = text, "stop"  # what came before the marker goes out with the last chunk
@@ -190,8 +195,8 @@ class LlamaBackend:
                 if produced == pending:  # nothing shown yet: drop the template's leading whitespace
                     text = text.lstrip()
                 if text:
-                    yield Chunk(text=text, tokens=pending, elapsed_s=time.perf_counter() - started)
-                    pending = 0
+                    yield Chunk(text=text, tokens=pending, elapsed_s=time.perf_counter() - started, logprob=lowest)
+                    pending, lowest = 0, None
                     if loops is not None and loops.feed(text):
                         finish = "loop"  # what it wrote stays; the turn adds a note that it was cut
                         break
@@ -202,13 +207,40 @@ class LlamaBackend:
         tail = held if finish in ("stop", "loop") else held + decoder.decode(b"", final=True)
         if produced == pending:
             tail = tail.lstrip()
-        yield Chunk(text=tail, tokens=pending, elapsed_s=time.perf_counter() - started, finish_reason=finish)
+        yield Chunk(
+            text=tail, tokens=pending, elapsed_s=time.perf_counter() - started, finish_reason=finish, logprob=lowest
+        )
 
     def close(self) -> None:
         llm: Any = getattr(self, "llm", None)
         if llm is not None:
             llm.close()
             self.llm = None  # type: ignore[assignment]
+
+
+class _TokenLogprob:
+    """The log-probability the model gave a token it just sampled, read from the logits llama.cpp still holds.
+
+    ``Llama.generate`` yields each token right after sampling it from the last position's logits and before the
+    next decode, so the row is there to read, without a copy and without ``logits_all`` (which would keep a row per
+    token). The raw distribution, before temperature and penalties: how sure the model itself was. One
+    log-sum-exp over the vocabulary (~30 us for SmolLM2's 49k, against ~6 ms a token).
+    """
+
+    def __init__(self, llm: Any) -> None:
+        import llama_cpp
+        import numpy as np
+
+        self._np = np
+        self._get = llama_cpp.llama_get_logits_ith
+        self._ctx = llm._ctx.ctx
+        self._n_vocab = llm.n_vocab()
+
+    def __call__(self, token: int) -> float:
+        np = self._np
+        row = np.ctypeslib.as_array(self._get(self._ctx, -1), shape=(self._n_vocab,))
+        top = row.max()
+        return float(row[token] - top - np.log(np.exp(row - top).sum()))
 
 
 def load(spec: ModelSpec, settings: Settings, adapter: Path | None, n_ctx: int) -> LlamaBackend:

@@ -23,6 +23,11 @@ def message_record(message: Message) -> dict[str, Any]:
     """One message as exported: every stored field, feedback included (the conversation id is implied)."""
     record = message.to_dict()
     del record["conversation_id"]
+    if record.get("checks"):  # the checker's verdict, stored as JSON text, exported as the object it is
+        try:
+            record["checks"] = json.loads(record["checks"])
+        except ValueError:
+            record["checks"] = None
     return record
 
 

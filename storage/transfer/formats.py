@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from storage.db import now
@@ -15,6 +16,7 @@ INT_FIELDS = ("prompt_tokens", "completion_tokens")
 FLOAT_FIELDS = ("ttft_ms", "tokens_per_s", "duration_ms")
 TEXT_FIELDS = ("model", "adapter", "finish_reason", "error")
 BOOL_FIELDS = ("complete", "context_trimmed")
+BADGES = ("ok", "check", "unsupported", "masked")  # as the messages table's CHECK constraint allows
 
 
 def own_conversation(value: Any, where: str) -> dict[str, Any]:
@@ -69,6 +71,12 @@ def _own_message(value: Any, where: str) -> dict[str, Any]:
         raise Invalid(f"{where}: only replies of the assistant can be rated")
     record["rating"] = rating
     record["better_answer"] = text(msg.get("better_answer"), where, "better_answer", optional=True)
+    checks, badge = msg.get("checks"), msg.get("badge")
+    if checks is not None or badge is not None:
+        if role != "assistant" or not isinstance(checks, dict) or badge not in BADGES:
+            raise Invalid(f"{where}: checks must be the checker's object and badge one of {', '.join(BADGES)}")
+        record["checks"] = json.dumps(checks, ensure_ascii=False, separators=(",", ":"))
+        record["badge"] = badge
     # The exported ids only link a superseded message (regenerated, edited, retried) to its replacement.
     for name in ("id", "superseded_by"):
         value = msg.get(name)
