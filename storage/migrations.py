@@ -274,3 +274,55 @@ def m006_checks(db: sqlite_utils.Database) -> None:
     # job reads a day's replies by time and filters those, a scan it does anyway.
     db.execute("ALTER TABLE messages ADD COLUMN checks TEXT")
     db.execute("ALTER TABLE messages ADD COLUMN badge TEXT CHECK (badge IN ('ok', 'check', 'unsupported', 'masked'))")
+
+
+@migration
+def m007_learning(db: sqlite_utils.Database) -> None:
+    # The learning job's records. ``conversations.learn`` is the user's per-conversation "never learn from this".
+    # A run keeps the watermarks it selected up to (ids are never reused, m004, so "id > watermark" is exactly
+    # what is new, imported history included, whatever its timestamps say); feedback is read by the time it was
+    # last changed, since a thumbs-up can land on an old reply. An adapter belongs to one base model (its name and
+    # file fingerprint); a partial unique index keeps at most one active per base model whatever path writes it.
+    # ``adapter_items`` lists the ids each adapter was trained on (ids only, like ``forgotten``), so forgetting an
+    # item finds the adapters that contained it.
+    db.execute("ALTER TABLE conversations ADD COLUMN learn INTEGER NOT NULL DEFAULT 1 CHECK (learn IN (0, 1))")
+    db.execute(
+        """
+        CREATE TABLE learning_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'promoted', 'refused', 'failed', 'nothing', 'dry')),
+            message_watermark INTEGER NOT NULL DEFAULT 0,
+            fact_watermark INTEGER NOT NULL DEFAULT 0,
+            forgotten_watermark INTEGER NOT NULL DEFAULT 0,
+            feedback_watermark TEXT NOT NULL DEFAULT '',
+            adapter_version INTEGER REFERENCES adapters(version) ON DELETE SET NULL,
+            report TEXT
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE adapters (
+            version INTEGER PRIMARY KEY AUTOINCREMENT,
+            base_model TEXT NOT NULL,
+            path TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            metrics TEXT,
+            state TEXT NOT NULL DEFAULT 'candidate'
+                CHECK (state IN ('candidate', 'active', 'inactive', 'refused', 'removed')),
+            run_id INTEGER REFERENCES learning_runs(id) ON DELETE SET NULL
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX adapters_one_active ON adapters(base_model) WHERE state = 'active'")
+    db.execute(
+        """
+        CREATE TABLE adapter_items (
+            adapter_version INTEGER NOT NULL REFERENCES adapters(version) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('message', 'fact')),
+            item_id INTEGER NOT NULL,
+            PRIMARY KEY (adapter_version, kind, item_id)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX adapter_items_item ON adapter_items(kind, item_id)")

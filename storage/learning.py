@@ -1,0 +1,421 @@
+"""The learning job's records: the per-conversation toggle, learning runs with their watermarks, adapters (one
+active per base model) and what each adapter was trained on. Plain functions over the ``Store`` (migration m007).
+
+Watermarks: a run records the highest message, fact and forgotten-record ids it selected up to, and the latest
+feedback change it saw. Ids are never reused (m004), so "id above the watermark" is exactly what is new, imported
+history included, whatever its timestamps say. A rating given today to an old reply is found by the feedback
+watermark. The next run starts from the watermarks of the latest *completed* run (promoted, refused or nothing):
+a failed or dry run selected nothing for good.
+
+Base model: an adapter belongs to the model it was trained on and is never applied to another. It is named by
+:func:`base_model_id`: the model's name and a fingerprint of its GGUF file (sha256 over its size and 16 evenly
+spaced 64 KiB samples, head and tail included). Copying or touching the file keeps it; re-quantising or replacing
+the weights changes it; it costs milliseconds even for a file of gigabytes, so a chat can check it at every start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from storage.db import Store, now
+from storage.errors import InputError, NotFoundError
+
+RunStatus = Literal["running", "promoted", "refused", "failed", "nothing", "dry"]
+RUN_STATUSES: tuple[str, ...] = ("running", "promoted", "refused", "failed", "nothing", "dry")
+COMPLETED: tuple[str, ...] = ("promoted", "refused", "nothing")  # runs whose selection counts as learned
+AdapterState = Literal["candidate", "active", "inactive", "refused", "removed"]
+ADAPTER_STATES: tuple[str, ...] = ("candidate", "active", "inactive", "refused", "removed")
+ItemKind = Literal["message", "fact"]
+
+_SAMPLES = 16
+_SAMPLE_BYTES = 64 * 1024
+
+
+@dataclass(slots=True, frozen=True)
+class Watermarks:
+    """How far a run selected: the highest ids seen, and the latest feedback change (ISO time, '' for none)."""
+
+    message: int = 0
+    fact: int = 0
+    forgotten: int = 0
+    feedback: str = ""
+
+
+@dataclass(slots=True)
+class LearningRun:
+    id: int
+    started_at: str
+    finished_at: str | None
+    status: str
+    watermarks: Watermarks
+    adapter_version: int | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status": self.status,
+            "watermarks": {
+                "message": self.watermarks.message,
+                "fact": self.watermarks.fact,
+                "forgotten": self.watermarks.forgotten,
+                "feedback": self.watermarks.feedback,
+            },
+            "adapter_version": self.adapter_version,
+            "report": self.report,
+        }
+
+
+@dataclass(slots=True)
+class Adapter:
+    version: int
+    base_model: str
+    path: str
+    created_at: str
+    state: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    run_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "base_model": self.base_model,
+            "path": self.path,
+            "created_at": self.created_at,
+            "state": self.state,
+            "metrics": self.metrics,
+            "run_id": self.run_id,
+        }
+
+
+# -- base model -------------------------------------------------------------------------------------------------------
+
+
+def file_fingerprint(path: Path) -> str:
+    """16 hex digits that change when the file's content does (sampled: size, head, tail and 14 points between)."""
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    with path.open("rb") as handle:
+        if size <= _SAMPLES * _SAMPLE_BYTES:
+            digest.update(handle.read())
+        else:
+            step = (size - _SAMPLE_BYTES) // (_SAMPLES - 1)
+            for n in range(_SAMPLES):
+                handle.seek(n * step)
+                digest.update(handle.read(_SAMPLE_BYTES))
+    return digest.hexdigest()[:16]
+
+
+def base_model_id(name: str, path: Path) -> str:
+    """What an adapter is tied to: ``"<model name>@<file fingerprint>"``."""
+    return f"{name}@{file_fingerprint(path)}"
+
+
+# -- conversations ----------------------------------------------------------------------------------------------------
+
+
+def set_conversation_learn(store: Store, conversation_id: int, on: bool) -> None:
+    """Let the learning job learn from a conversation (the default), or never (``on=False``)."""
+    with store.guard(write=True) as db:
+        done = db.execute("UPDATE conversations SET learn = ? WHERE id = ?", [int(bool(on)), conversation_id])
+        if done.rowcount == 0:
+            raise NotFoundError(f"There is no conversation {conversation_id}; `assistant history list` shows them.")
+
+
+def conversation_learns(store: Store, conversation_id: int) -> bool:
+    with store.guard() as db:
+        row = db.execute("SELECT learn FROM conversations WHERE id = ?", [conversation_id]).fetchone()
+    if row is None:
+        raise NotFoundError(f"There is no conversation {conversation_id}; `assistant history list` shows them.")
+    return bool(row[0])
+
+
+# -- what the selection reads -----------------------------------------------------------------------------------------
+
+
+def current_watermarks(store: Store) -> Watermarks:
+    """The highest ids and the latest feedback change stored now (what a selection made now reaches)."""
+    with store.guard() as db:
+        message = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+        fact = db.execute("SELECT coalesce(max(id), 0) FROM facts").fetchone()[0]
+        forgotten = db.execute("SELECT coalesce(max(id), 0) FROM forgotten").fetchone()[0]
+        feedback = db.execute("SELECT coalesce(max(updated_at), '') FROM feedback").fetchone()[0]
+    return Watermarks(int(message), int(fact), int(forgotten), str(feedback))
+
+
+_CANDIDATE_SQL = """
+    SELECT m.id, m.conversation_id, m.role, m.content, m.complete, m.superseded_by, m.badge,
+           f.rating, f.better_answer, f.updated_at AS feedback_at, c.learn
+    FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    LEFT JOIN feedback f ON f.message_id = m.id
+    WHERE m.id <= :upto AND (
+        (m.role = 'user' AND m.id > :after)
+        OR (m.role = 'assistant' AND (m.id > :after OR f.updated_at > :feedback_after) AND f.id IS NOT NULL)
+    )
+    ORDER BY m.id
+"""
+
+
+def learning_candidates(store: Store, since: Watermarks, upto: Watermarks) -> list[dict[str, Any]]:
+    """Rows the selection judges: user messages above the watermark, and replies with feedback that is new (the
+    reply or the feedback), each with its conversation's ``learn`` flag, rating, better answer and badge."""
+    params = {"after": since.message, "upto": upto.message, "feedback_after": since.feedback}
+    with store.guard() as db:
+        return [dict(row) for row in db.query(_CANDIDATE_SQL, params)]
+
+
+def prompt_of(store: Store, reply_id: int) -> dict[str, Any] | None:
+    """The user message a reply answers: the latest current user message before it in its conversation."""
+    with store.guard() as db:
+        rows = list(
+            db.query(
+                "SELECT u.id, u.content, u.superseded_by FROM messages u JOIN messages r ON r.id = :reply "
+                "WHERE u.conversation_id = r.conversation_id AND u.role = 'user' AND u.id < r.id "
+                "AND u.superseded_by IS NULL ORDER BY u.id DESC LIMIT 1",
+                {"reply": reply_id},
+            )
+        )
+    return dict(rows[0]) if rows else None
+
+
+def facts_between(store: Store, after: int, upto: int) -> list[tuple[int, str]]:
+    """Remembered facts with ``after < id <= upto``, oldest first."""
+    with store.guard() as db:
+        rows = db.execute("SELECT id, text FROM facts WHERE id > ? AND id <= ? ORDER BY id", [after, upto])
+        return [(int(r[0]), str(r[1])) for r in rows.fetchall()]
+
+
+# -- runs -------------------------------------------------------------------------------------------------------------
+
+
+def start_run(store: Store) -> int:
+    """Record a run as started (status running); its id."""
+    with store.guard(write=True) as db:
+        cursor = db.execute("INSERT INTO learning_runs (started_at, status) VALUES (?, 'running')", [now()])
+        return int(cursor.lastrowid or 0)
+
+
+def finish_run(
+    store: Store,
+    run_id: int,
+    status: RunStatus,
+    watermarks: Watermarks | None = None,
+    adapter_version: int | None = None,
+    report: dict[str, Any] | None = None,
+) -> None:
+    """Record how a run ended, how far it selected, the adapter it made and its report (JSON)."""
+    if status not in RUN_STATUSES or status == "running":
+        raise InputError(f"A run cannot finish as {status!r}; one of {', '.join(RUN_STATUSES[1:])}.")
+    marks = watermarks or Watermarks()
+    with store.guard(write=True) as db:
+        done = db.execute(
+            "UPDATE learning_runs SET finished_at = ?, status = ?, message_watermark = ?, fact_watermark = ?, "
+            "forgotten_watermark = ?, feedback_watermark = ?, adapter_version = ?, report = ? WHERE id = ?",
+            [
+                now(),
+                status,
+                marks.message,
+                marks.fact,
+                marks.forgotten,
+                marks.feedback,
+                adapter_version,
+                json.dumps(report or {}, ensure_ascii=False),
+                run_id,
+            ],
+        )
+        if done.rowcount == 0:
+            raise NotFoundError(f"There is no learning run {run_id}.")
+
+
+def mark_interrupted(store: Store) -> int:
+    """Close runs left 'running' by a job that died (call it holding the job's lock): failed. How many."""
+    report = json.dumps({"error": "The run was interrupted before it finished."})
+    with store.guard(write=True) as db:
+        done = db.execute(
+            "UPDATE learning_runs SET status = 'failed', finished_at = ?, report = coalesce(report, ?) "
+            "WHERE status = 'running'",
+            [now(), report],
+        )
+        return int(done.rowcount)
+
+
+def _run(row: Any) -> LearningRun:
+    return LearningRun(
+        id=row["id"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        watermarks=Watermarks(
+            row["message_watermark"], row["fact_watermark"], row["forgotten_watermark"], row["feedback_watermark"]
+        ),
+        adapter_version=row["adapter_version"],
+        report=json.loads(row["report"]) if row["report"] else {},
+    )
+
+
+def get_run(store: Store, run_id: int) -> LearningRun:
+    with store.guard() as db:
+        rows = list(db.query("SELECT * FROM learning_runs WHERE id = ?", [run_id]))
+    if not rows:
+        raise NotFoundError(f"There is no learning run {run_id}.")
+    return _run(rows[0])
+
+
+def last_successful_run(store: Store) -> LearningRun | None:
+    """The latest completed run (promoted, refused or nothing): where the next selection starts."""
+    marks = ", ".join(f"'{s}'" for s in COMPLETED)
+    with store.guard() as db:
+        rows = list(db.query(f"SELECT * FROM learning_runs WHERE status IN ({marks}) ORDER BY id DESC LIMIT 1"))
+    return _run(rows[0]) if rows else None
+
+
+def list_runs(store: Store, limit: int | None = None) -> list[LearningRun]:
+    """Runs, newest first."""
+    tail = f" LIMIT {int(limit)}" if limit else ""
+    with store.guard() as db:
+        return [_run(row) for row in db.query(f"SELECT * FROM learning_runs ORDER BY id DESC{tail}")]
+
+
+# -- adapters ---------------------------------------------------------------------------------------------------------
+
+
+def _adapter(row: Any) -> Adapter:
+    return Adapter(
+        version=row["version"],
+        base_model=row["base_model"],
+        path=row["path"],
+        created_at=row["created_at"],
+        state=row["state"],
+        metrics=json.loads(row["metrics"]) if row["metrics"] else {},
+        run_id=row["run_id"],
+    )
+
+
+def add_adapter(
+    store: Store,
+    base_model: str,
+    path: str,
+    items: Iterable[tuple[str, int]] = (),
+    metrics: dict[str, Any] | None = None,
+    run_id: int | None = None,
+    state: AdapterState = "candidate",
+) -> int:
+    """Register an adapter (a candidate unless told) with what it was trained on, ``(kind, id)`` pairs of
+    'message' and 'fact', in one transaction; its version. An active one goes through :func:`set_active`."""
+    if state not in ADAPTER_STATES or state == "active":
+        raise InputError(f"An adapter is added as one of candidate, inactive, refused, removed; not {state!r}.")
+    rows = sorted({(str(kind), int(item_id)) for kind, item_id in items})
+    unknown = {kind for kind, _ in rows} - {"message", "fact"}
+    if unknown:
+        raise InputError(f"An adapter is trained on messages and facts, not {sorted(unknown)}.")
+    with store.guard(write=True) as db:
+        cursor = db.execute(
+            "INSERT INTO adapters (base_model, path, created_at, metrics, state, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+            [base_model, path, now(), json.dumps(metrics or {}, ensure_ascii=False), state, run_id],
+        )
+        version = int(cursor.lastrowid or 0)
+        db.conn.executemany(
+            "INSERT INTO adapter_items (adapter_version, kind, item_id) VALUES (?, ?, ?)",
+            [(version, kind, item_id) for kind, item_id in rows],
+        )
+    return version
+
+
+def get_adapter(store: Store, version: int) -> Adapter:
+    with store.guard() as db:
+        rows = list(db.query("SELECT * FROM adapters WHERE version = ?", [version]))
+    if not rows:
+        raise NotFoundError(f"There is no adapter {version}; `assistant adapters list` shows them.")
+    return _adapter(rows[0])
+
+
+def set_active(store: Store, version: int) -> Adapter:
+    """Make one adapter the active one of its base model; the one active before becomes inactive. One
+    transaction: no reader ever sees two active, or none between the two writes. A removed one cannot be."""
+    with store.guard(write=True) as db:
+        row = db.execute("SELECT base_model, state FROM adapters WHERE version = ?", [version]).fetchone()
+        if row is None:
+            raise NotFoundError(f"There is no adapter {version}; `assistant adapters list` shows them.")
+        if row[1] == "removed":
+            raise InputError(f"Adapter {version} was removed (its file is gone); it cannot be activated.")
+        db.execute(
+            "UPDATE adapters SET state = 'inactive' WHERE base_model = ? AND state = 'active' AND version != ?",
+            [row[0], version],
+        )
+        db.execute("UPDATE adapters SET state = 'active' WHERE version = ?", [version])
+    return get_adapter(store, version)
+
+
+def set_adapter_state(store: Store, version: int, state: AdapterState) -> None:
+    """Mark an adapter candidate, inactive, refused or removed (activation goes through :func:`set_active`)."""
+    if state not in ADAPTER_STATES or state == "active":
+        raise InputError(f"Use set_active to activate an adapter; {state!r} is not a state to set here.")
+    with store.guard(write=True) as db:
+        if db.execute("UPDATE adapters SET state = ? WHERE version = ?", [state, version]).rowcount == 0:
+            raise NotFoundError(f"There is no adapter {version}; `assistant adapters list` shows them.")
+
+
+def set_adapter_metrics(store: Store, version: int, metrics: dict[str, Any]) -> None:
+    with store.guard(write=True) as db:
+        done = db.execute(
+            "UPDATE adapters SET metrics = ? WHERE version = ?", [json.dumps(metrics, ensure_ascii=False), version]
+        )
+        if done.rowcount == 0:
+            raise NotFoundError(f"There is no adapter {version}; `assistant adapters list` shows them.")
+
+
+def active_adapter(store: Store, base_model: str) -> Adapter | None:
+    """The adapter to apply to this base model (see :func:`base_model_id`), or None: the base model alone."""
+    with store.guard() as db:
+        rows = list(db.query("SELECT * FROM adapters WHERE base_model = ? AND state = 'active'", [base_model]))
+    return _adapter(rows[0]) if rows else None
+
+
+def list_adapters(store: Store, base_model: str | None = None) -> list[Adapter]:
+    """Adapters, newest first; only one base model's when given."""
+    sql, params = "SELECT * FROM adapters", []
+    if base_model is not None:
+        sql += " WHERE base_model = ?"
+        params.append(base_model)
+    with store.guard() as db:
+        return [_adapter(row) for row in db.query(sql + " ORDER BY version DESC", params)]
+
+
+def adapter_items(store: Store, version: int) -> list[tuple[str, int]]:
+    """What an adapter was trained on: ``(kind, id)`` pairs."""
+    with store.guard() as db:
+        rows = db.execute(
+            "SELECT kind, item_id FROM adapter_items WHERE adapter_version = ? ORDER BY kind, item_id", [version]
+        )
+        return [(str(r[0]), int(r[1])) for r in rows.fetchall()]
+
+
+def adapters_containing(
+    store: Store, kind: ItemKind, ids: Iterable[int], include_removed: bool = False
+) -> list[Adapter]:
+    """The adapters trained on any of these items (to unlearn them: deactivate, delete, retrain), newest first."""
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return []
+    found: set[int] = set()
+    with store.guard() as db:
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = db.execute(
+                f"SELECT DISTINCT adapter_version FROM adapter_items WHERE kind = ? AND item_id IN ({marks})",
+                [kind, *chunk],
+            )
+            found.update(int(r[0]) for r in rows.fetchall())
+    adapters = [get_adapter(store, v) for v in sorted(found, reverse=True)]
+    return [a for a in adapters if include_removed or a.state != "removed"]
+
