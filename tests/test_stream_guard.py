@@ -59,10 +59,43 @@ REPLIES = [
         ["#4111111111111111", "2024-03-15"],
     ),
     (
-        "Meet me at 42 Elm St. Apt 5 at 10:30. Mi DNI es 12345678Z. Her NI number is AB123456C, see you!",
+        "Meet me at 42 Elm St. apt 5 at 10:30. Mi DNI es 12345678Z. Her NI number is AB123456C, see you!",
         [],
-        ["42 Elm St. Apt 5", "12345678Z", "AB123456C"],
+        ["42 Elm St. apt 5", "12345678Z", "AB123456C"],
         ["10:30"],
+    ),
+    (  # a value on the line after its key, and a password in prose with no digit
+        "The admin password:\nHunterTwo!\nSee you all soon, friends. My password is Hunter!! and that is it.",
+        [],
+        ["HunterTwo", "Hunter!!"],
+        ["See you all soon, friends."],
+    ),
+    (
+        'Use this config:\n{"host": "10.0.0.5", "user": "admin", "password": "pa55word!"}\nThen run\n'
+        'curl -H "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0" '
+        "https://api.example.com/v1/items",
+        [],
+        ["pa55word!", "10.0.0.5", "eyJhbGciOiJIUzI1NiJ9", "dozjgNryP4J3jVmNHl0w5N_XgL0"],
+        ["https://api.example.com/v1/items"],
+    ),
+    (
+        "1. Preheat the oven to 180 degrees.\n2. Mix 200 g of flour with 3 eggs.\n3. Bake for 25 minutes.\n"
+        "Version 3.2.1 of the app has the timer; ping me at jo@example.com",
+        [],
+        ["jo@example.com"],
+        ["Preheat the oven to 180 degrees.", "Version 3.2.1", "Bake for 25 minutes."],
+    ),
+    (
+        "Blocked login from 2001:db8::8a2e:370:7334 last night. Ring her at +33 6 12 34 56 78\nor at home.",
+        [],
+        ["2001:db8::8a2e:370:7334", "+33 6 12 34 56 78"],
+        ["last night", "or at home."],
+    ),
+    (  # triggers with no digit: a long token, an address of letters
+        "I rotated sk-proj-AbcdefghijklmnopqrstuvwxyzABCD yesterday, all good now. The router is at abcd::ef on the home network, so try that first.",
+        [],
+        ["sk-proj-AbcdefghijklmnopqrstuvwxyzABCD", "abcd::ef"],
+        ["all good now."],
     ),
 ]
 SIZES = range(1, 8)
@@ -294,3 +327,27 @@ def test_a_very_long_reply_costs_linear_work() -> None:
     assert calls[-1] == len(reply)  # finish: one check of the whole reply
     assert len(streamed) == guard.detections <= reply.count("bob.jones@") + 1
     assert sum(streamed) <= 2 * reply.count("bob.jones@") * (len(sentence) + 200)  # each window: a sentence + context
+
+
+def test_a_trigger_with_no_break_in_sight_is_released_at_a_word_boundary() -> None:
+    reply = "Numbers to try: " + ", ".join(str(n) for n in range(1, 1500)) + " and bob.jones@example.org too."
+    guard = StreamGuard([], "redact")
+    most = 0
+    for piece in pieces(reply, 4):
+        guard.feed(piece)
+        most = max(most, guard.held)
+    rest, outcome = guard.finish()
+    assert guard.shown == outcome.text and "[email]" in outcome.text
+    assert 2_000 < most < 2_100  # held to the limit (counted from the trigger), then released; never more
+    assert guard.detections >= len(reply) // 2_100
+
+
+def test_an_endless_private_key_is_shown_as_one_placeholder() -> None:
+    body = "\n".join("MIIEowIBAAKCAQEA1c7+9z5Pad7OejecsQ0bu3aumHXhq8Zr4mK2LwS0tGg9yVb1" for _ in range(400))
+    reply = f"Here it is:\n-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\nKeep it safe."
+    guard = StreamGuard([], "redact")
+    out = stream(guard, reply, 5, ["MIIEowIBAAKCAQEA1c7"])
+    assert guard.held < 100  # the key was not kept whole: once too long, it was dropped as it came
+    rest, outcome = guard.finish()
+    assert out + rest == outcome.text == "Here it is:\n[secret]\nKeep it safe."
+    assert not guard.diverged
