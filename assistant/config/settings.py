@@ -83,6 +83,11 @@ class Settings(BaseModel):
     grounding: bool = Field(
         True, description="Score each reply against its sources and flag what they do not support (off: not scored)."
     )
+    learn: bool = Field(
+        True,
+        description="Learn from conversations each night (off: the learning job selects nothing; see also a "
+        "conversation's own 'learn' toggle).",
+    )
     # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
     # the TUI shows them as notifications.
     _warnings: list[str] = PrivateAttr(default_factory=list)
