@@ -28,6 +28,7 @@ PARTS = (
     "tui",
     "grounding",
     "privacy",
+    "stream",
 )
 
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         chat_speed,
         check_grounding,
         check_privacy,
+        check_stream,
         multi_turn,
         oneshot,
         quality,
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
         "grounding": (check_grounding.run, check_grounding.rows),
         "privacy": (lambda: check_privacy.run(reps=max(3, args.reps)), check_privacy.rows),
+        "stream": (lambda: check_stream.run(reps=max(3, args.reps)), check_stream.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {

@@ -9,7 +9,7 @@ sits between the model's stream and everything else and holds back a short windo
 * a trigger (a digit, "@", "=", "://", "::", a keyword such as password/secret/token/key, "-----BEGIN", a run of
   16 or more token characters) holds everything from there until a clear break: a newline, or the end of a
   sentence followed by a space (not after "St.", "e.g." or an initial); a PEM block until the line of its
-  "-----END ...-----". The detector then runs once on that stretch, with up to 200 released characters before it
+  "-----END ...-----". The detector then runs once on that stretch, with up to 120 released characters before it
   as context, the policy masks it, and it is released. A line that ends in ":" or "=" keeps the next one held.
 * "block" releases nothing until the end (a withheld reply must never have been half shown); "off" passes through.
 
@@ -20,9 +20,15 @@ part not yet out was masked as it went, and ``finish`` returns the stored text f
 released (mapped with ``shown_offset``), so nothing printed is repeated; ``diverged`` is then true and the caller
 should re-render from ``outcome.text`` where it can (the TUI can, a terminal cannot).
 
-Every step is O(the new text): the held stretch is at most a sentence (a trigger with no break for 2,000
-characters is released at a word boundary; a PEM block may take 20,000), each character is scanned once for a
-trigger and once for a break, and the detector sees each stretch once.
+Every step is O(the new text): with no trigger the held text is a few short words (a 16-character run is a
+trigger), scanned whole on each piece; a held stretch is searched for its break from where the last search ended; a
+trigger with no break for 2,000 characters is released at a word boundary; a private key with no END line after
+20,000 characters is shown as one placeholder and the rest of it dropped as it comes. The detector sees each held
+stretch once (plus its context), and ``finish`` the whole reply once.
+
+Measured (``python -m bench stream``, 2 busy cores): ~3 µs per piece with no trigger; ~4.5 ms of detections per
+500 characters of an everyday reply (one whole-reply check: ~2.4 ms), ~11 ms where nearly every sentence holds
+personal data.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamGuard", "shown_offset", "withheld_sentence"]
 
 HOLD_WORDS = 3  # complete words always held back, besides the one being written
-CONTEXT = 200  # released raw characters the detector sees before a held stretch (presidio's context words, ...)
+CONTEXT = 120  # released raw characters the detector sees before a held stretch: every detector looks back less
 MAX_HELD = 2_000  # a trigger with no break for this long is released at a word boundary all the same
 MAX_PEM = 20_000  # a private key longer than this without its END line is masked whole, and the rest swallowed
 
