@@ -351,3 +351,25 @@ def test_an_endless_private_key_is_shown_as_one_placeholder() -> None:
     rest, outcome = guard.finish()
     assert out + rest == outcome.text == "Here it is:\n[secret]\nKeep it safe."
     assert not guard.diverged
+
+
+@pytest.mark.parametrize("policy", ["redact", "warn"])
+def test_the_privacy_evaluation_set_streamed_never_leaks_and_ends_as_stored(policy: str) -> None:
+    """The checker's labelled set (personal data in several countries' formats, secrets in code, config and prose,
+    hard negatives), four items to a reply, every piece size from 1 to 7 in turn."""
+    from bench.check_privacy_data import build
+
+    texts = [item.text for item in build(per_type=20)]
+    separators = [" ", "\n", "  ", ". "]
+    for k in range(0, len(texts), 4):
+        reply = separators[k % 4].join(texts[k : k + 4])
+        typed = [texts[k]]  # the first item's data typed by the user: shown back
+        guard = StreamGuard(typed, policy)  # type: ignore[arg-type]
+        out = ""
+        for piece in pieces(reply, 1 + k % 7):
+            out += guard.feed(piece)
+        rest, outcome = guard.finish()
+        masked = [f.text for f, a in zip(outcome.findings, outcome.actions, strict=True) if a == "masked"]
+        assert not [value for value in masked if value in out], reply
+        assert outcome.text.startswith(out) and out + rest == outcome.text == guard.shown, reply
+        assert not guard.diverged
