@@ -65,10 +65,7 @@ def make_guard(user_inputs: Sequence[str], policy: str) -> Guard | None:
     """The stream guard for a reply (None with privacy off: nothing to hold back, nothing detected)."""
     if policy == "off":
         return None
-    try:  # TEMPORARY-UNTIL-GUARD-LANDS
-        from assistant.checks.stream import StreamGuard
-    except ImportError:
-        return None
+    from assistant.checks.stream import StreamGuard
 
     return StreamGuard(list(user_inputs), policy)
 
