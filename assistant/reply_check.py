@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from assistant.checks import Finding, ReplyCheck
+from assistant.checks import Finding, Policy, ReplyCheck
 
 if TYPE_CHECKING:
     from assistant.checks.privacy import PolicyOutcome
@@ -61,7 +61,7 @@ def sources_for(user_messages: Sequence[str], facts: Sequence[str], recalls: Seq
     return [*stated(user_messages), *facts, *recalls]
 
 
-def make_guard(user_inputs: Sequence[str], policy: str) -> Guard | None:
+def make_guard(user_inputs: Sequence[str], policy: Policy) -> Guard | None:
     """The stream guard for a reply (None with privacy off: nothing to hold back, nothing detected)."""
     if policy == "off":
         return None
