@@ -224,3 +224,16 @@ def test_the_verdict_survives_export_and_import(store: Store, settings: Settings
     bad = exported.replace('"badge": "masked"', '"badge": "great"')
     with Store(tmp_path / "third.db") as third, pytest.raises(Exception, match="badge"):
         import_bytes(third, bad.encode(), "export.json")
+
+
+def test_history_shows_the_verdict(store: Store, settings: Settings, home: Path) -> None:
+    from storage.transfer import export_markdown
+
+    session = session_with(store, settings, home, f"You told me before: write to {EMAIL}.")
+    _, result = run_turn(session, "How can people reach me?")
+    conversation = str(result.conversation_id)  # type: ignore[attr-defined]
+    assert "checked: masked" in export_markdown(store, result.conversation_id)  # type: ignore[attr-defined]
+    shown = run_cli("history", "show", conversation)
+    assert shown.returncode == 0 and "[checked: masked]" in shown.stdout and "[email]" in shown.stdout
+    data = json.loads(run_cli("history", "show", conversation, "--json").stdout)
+    assert data["messages"][1]["badge"] == "masked" and data["messages"][1]["checks"]["privacy"][0]["type"] == "email"

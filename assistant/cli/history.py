@@ -96,6 +96,9 @@ def _message_header(message: Message) -> object:
         header.append(f"  [{label}]", style="green" if message.rating == 1 else "red")
     if reason := incomplete_note(message):
         header.append(f"  [{reason}]", style="yellow")
+    if message.badge and message.badge != "ok":  # the checker's verdict: worth a look
+        colour = {"unsupported": "red", "masked": "blue"}.get(message.badge, "yellow")
+        header.append(f"  [checked: {message.badge}]", style=colour)
     return header
 
 

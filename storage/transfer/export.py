@@ -100,6 +100,8 @@ def export_markdown(store: Store, conversation_id: int | None = None) -> str:
                 head.append(message.model)
             if label := rating_label(message.rating):
                 head.append(label)
+            if message.badge:
+                head.append(f"checked: {message.badge}")
             lines += ["## " + " · ".join(head), "", message.content.rstrip() or "*(empty)*", ""]
             if note := incomplete_note(message):
                 lines += [f"> *{note[0].upper()}{note[1:]}.*", ""]
