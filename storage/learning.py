@@ -1,11 +1,13 @@
 """The learning job's records: the per-conversation toggle, learning runs with their watermarks, adapters (one
 active per base model) and what each adapter was trained on. Plain functions over the ``Store`` (migration m007).
 
-Watermarks: a run records the highest message, fact and forgotten-record ids it selected up to, and the latest
-feedback change it saw. Ids are never reused (m004), so "id above the watermark" is exactly what is new, imported
-history included, whatever its timestamps say. A rating given today to an old reply is found by the feedback
-watermark. The next run starts from the watermarks of the latest *completed* run (promoted, refused or nothing):
-a failed or dry run selected nothing for good.
+Watermarks: a run records the highest message, fact and forgotten-record ids it selected up to. Ids are never
+reused (m004) and a writer's new id is above every committed one, so "id above the watermark" is exactly what is
+new, imported history included, whatever its timestamps say. Replies are learned through their feedback (a
+thumbs-up, a better answer), so a reply is new when its feedback changed in the window ``[previous feedback
+watermark, this one)``, whatever the reply's age; the window ends :data:`FEEDBACK_SETTLE_S` seconds before the
+selection, so a feedback write still waiting on a lock is not passed over. The next run starts from the watermarks
+of the latest *completed* run (promoted, refused or nothing): a failed or dry run selected nothing for good.
 
 Base model: an adapter belongs to the model it was trained on and is never applied to another. It is named by
 :func:`base_model_id`: the model's name and a fingerprint of its GGUF file (sha256 over its size and 16 evenly
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,13 +36,14 @@ AdapterState = Literal["candidate", "active", "inactive", "refused", "removed"]
 ADAPTER_STATES: tuple[str, ...] = ("candidate", "active", "inactive", "refused", "removed")
 ItemKind = Literal["message", "fact"]
 
+FEEDBACK_SETTLE_S = 10.0  # twice the default busy timeout: a feedback write in flight has committed by then
 _SAMPLES = 16
 _SAMPLE_BYTES = 64 * 1024
 
 
 @dataclass(slots=True, frozen=True)
 class Watermarks:
-    """How far a run selected: the highest ids seen, and the latest feedback change (ISO time, '' for none)."""
+    """How far a run selected: the highest ids seen, and the end of its feedback window (ISO time; '': none yet)."""
 
     message: int = 0
     fact: int = 0
@@ -141,14 +146,25 @@ def conversation_learns(store: Store, conversation_id: int) -> bool:
 # -- what the selection reads -----------------------------------------------------------------------------------------
 
 
+@contextmanager
+def snapshot(store: Store) -> Iterator[None]:
+    """One read transaction: every read inside sees the same database (WAL), however others write meanwhile."""
+    with store.guard() as db:
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
+
 def current_watermarks(store: Store) -> Watermarks:
-    """The highest ids and the latest feedback change stored now (what a selection made now reaches)."""
+    """The highest ids stored now, and the end of the feedback window (now less the settling time)."""
+    settled = (datetime.now(UTC) - timedelta(seconds=FEEDBACK_SETTLE_S)).isoformat(timespec="milliseconds")
     with store.guard() as db:
         message = db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
         fact = db.execute("SELECT coalesce(max(id), 0) FROM facts").fetchone()[0]
         forgotten = db.execute("SELECT coalesce(max(id), 0) FROM forgotten").fetchone()[0]
-        feedback = db.execute("SELECT coalesce(max(updated_at), '') FROM feedback").fetchone()[0]
-    return Watermarks(int(message), int(fact), int(forgotten), str(feedback))
+    return Watermarks(int(message), int(fact), int(forgotten), settled)
 
 
 _CANDIDATE_SQL = """
@@ -159,16 +175,21 @@ _CANDIDATE_SQL = """
     LEFT JOIN feedback f ON f.message_id = m.id
     WHERE m.id <= :upto AND (
         (m.role = 'user' AND m.id > :after)
-        OR (m.role = 'assistant' AND (m.id > :after OR f.updated_at > :feedback_after) AND f.id IS NOT NULL)
+        OR (m.role = 'assistant' AND f.updated_at >= :feedback_after AND f.updated_at < :feedback_upto)
     )
     ORDER BY m.id
 """
 
 
 def learning_candidates(store: Store, since: Watermarks, upto: Watermarks) -> list[dict[str, Any]]:
-    """Rows the selection judges: user messages above the watermark, and replies with feedback that is new (the
-    reply or the feedback), each with its conversation's ``learn`` flag, rating, better answer and badge."""
-    params = {"after": since.message, "upto": upto.message, "feedback_after": since.feedback}
+    """Rows the selection judges: user messages above the watermark, and replies whose feedback changed in the
+    window, each with its conversation's ``learn`` flag, rating, better answer and badge."""
+    params = {
+        "after": since.message,
+        "upto": upto.message,
+        "feedback_after": since.feedback,
+        "feedback_upto": upto.feedback,
+    }
     with store.guard() as db:
         return [dict(row) for row in db.query(_CANDIDATE_SQL, params)]
 
@@ -192,6 +213,47 @@ def facts_between(store: Store, after: int, upto: int) -> list[tuple[int, str]]:
     with store.guard() as db:
         rows = db.execute("SELECT id, text FROM facts WHERE id > ? AND id <= ? ORDER BY id", [after, upto])
         return [(int(r[0]), str(r[1])) for r in rows.fetchall()]
+
+
+def live_sources(store: Store, sources: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of these ``(kind, id)`` sources, those that may still be learned from: the fact exists, or the message
+    exists, is not superseded, and its conversation's ``learn`` toggle is on. A forgotten item is gone, so it is
+    never among them."""
+    wanted: dict[str, set[int]] = {"message": set(), "fact": set()}
+    for kind, item_id in sources:
+        if kind in wanted:
+            wanted[kind].add(int(item_id))
+    live: set[tuple[str, int]] = set()
+    queries = {
+        "message": "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+        "WHERE c.learn = 1 AND m.superseded_by IS NULL AND m.id IN ({marks})",
+        "fact": "SELECT id FROM facts WHERE id IN ({marks})",
+    }
+    with store.guard() as db:
+        for kind, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), 500):  # SQLite's bound-parameter limit
+                chunk = ordered[start : start + 500]
+                sql = queries[kind].format(marks=", ".join("?" for _ in chunk))
+                live.update((kind, int(r[0])) for r in db.execute(sql, chunk).fetchall())
+    return live
+
+
+def endorsed_replies(store: Store, ids: Iterable[int]) -> set[int]:
+    """Of these replies, those the user still vouches for: rated up, or given a better answer."""
+    wanted = sorted({int(i) for i in ids})
+    found: set[int] = set()
+    with store.guard() as db:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = db.execute(
+                f"SELECT message_id FROM feedback WHERE message_id IN ({marks}) "
+                "AND (rating = 1 OR coalesce(better_answer, '') != '')",
+                chunk,
+            )
+            found.update(int(r[0]) for r in rows.fetchall())
+    return found
 
 
 # -- runs -------------------------------------------------------------------------------------------------------------
@@ -418,4 +480,3 @@ def adapters_containing(
             found.update(int(r[0]) for r in rows.fetchall())
     adapters = [get_adapter(store, v) for v in sorted(found, reverse=True)]
     return [a for a in adapters if include_removed or a.state != "removed"]
-
