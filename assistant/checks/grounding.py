@@ -24,9 +24,12 @@ THRESHOLD and the weights were tuned on the evaluation set of ``bench/check_grou
 grid over the weights, ``python -m bench.check_grounding --tune``; the threshold between the most accurate cut's
 neighbours) and are reported on seed 2 by ``python -m bench grounding``.
 
-Cost: one embed call per reply, for its claims and only the source sentences that share a word with them (a long
-context is not embedded whole); source vectors are cached by text between calls. Nothing heavy is imported here:
-the embedder loads on the first call that has sources.
+Cost: one embed call per batch of replies, for their claims and only the source sentences that share a word with
+them (a long context is not embedded whole); every vector is cached by its text between calls (a chat's context
+repeats turn after turn, replies repeat sentences, and the lines of one conversation in `assistant check` share
+their context), and so is each context's index. The embedder's cost is per token, so a sentence embedded once is
+never embedded again while it stays in the cache. Nothing heavy is imported here: the embedder loads on the first
+call that has sources.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from assistant.checks import Flag, Grounding
 from assistant.checks.claims import (
@@ -69,17 +73,18 @@ LOW_LOGPROB = -2.5  # a token below this (p < 0.08) is unsure
 # isolated, while fluent text rarely goes below -3.
 VERY_LOW_LOGPROB = -3.5
 MIN_RUN = 2  # otherwise, this many unsure tokens in a row
-EMBED_BATCH = 64  # sentences per embedder call; a typical reply and its candidate sources fit in one
 MAX_CANDIDATES = 48  # source sentences embedded per reply, at most (see _candidates)
-CACHE_SIZE = 2048  # source sentence vectors kept between calls (a chat's context repeats turn after turn)
+CACHE_SIZE = 8192  # sentence vectors kept between calls: 1.5 KB each (float32), 12 MB in all
+CONTEXTS = 256  # indexed contexts kept between calls
 RELEVANCE = 0.35  # below this best cosine, and with no claim about the user, the sources are off-topic: None
 TOP_K = 2  # an entity must appear in one of the claim's closest source sentences for full credit
 ELSEWHERE = 0.5  # what an entity found only in other source sentences counts as missing
 
 _default: Embedder | None = None
 _default_lock = threading.Lock()
-_cache: OrderedDict[str, list[float]] = OrderedDict()
+_cache: OrderedDict[str, Any] = OrderedDict()  # text -> its vector (a float32 array)
 _cache_lock = threading.Lock()
+_contexts: OrderedDict[tuple[str, ...], _Context] = OrderedDict()
 
 
 def default_embedder() -> Embedder:
@@ -116,7 +121,7 @@ def ground_many(items: Sequence[tuple[str, list[str]]], *, embedder: Embedder | 
     `assistant check` lines costs far fewer embedder calls than one call per line)."""
     plans = [_plan(text, sources) for text, sources in items]
     todo = [p for p in plans if isinstance(p, _Plan) and p.candidates]
-    vectors: dict[str, list[float]] = {}
+    vectors: dict[str, Any] = {}
     if todo:
         vectors = _vectors(
             [c.text for p in todo for c in p.claims],
@@ -135,18 +140,41 @@ class _Plan:
     candidates: list[str]
 
 
+@dataclass(slots=True)
+class _Context:
+    """One set of sources, indexed once (many replies are checked against the same context)."""
+
+    index: SourceIndex
+    keys: list[set[str]]  # each source sentence's key words
+
+
+def _context(sources: tuple[str, ...]) -> _Context:
+    with _cache_lock:
+        found = _contexts.get(sources)
+        if found is not None:
+            _contexts.move_to_end(sources)
+            return found
+    index = index_sources(list(sources))
+    made = _Context(index, [key_words(s) for s in index.sentences])
+    with _cache_lock:
+        _contexts[sources] = made
+        while len(_contexts) > CONTEXTS:
+            _contexts.popitem(last=False)
+    return made
+
+
 def _plan(text: str, sources: list[str]) -> _Plan | Grounding:
-    live_sources = [s for s in sources if s and s.strip()]
+    live_sources = tuple(s for s in sources if s and s.strip())
     if not live_sources:
         return Grounding(score=None)
     claims = [c for s in split_sentences(text) for c in clauses(s) if is_claim(c.text)]
     if not claims:
         return Grounding(score=1.0)
-    index = index_sources(live_sources)
-    return _Plan(claims, index, _candidates([c.text for c in claims], index.sentences))
+    context = _context(live_sources)
+    return _Plan(claims, context.index, _candidates([c.text for c in claims], context))
 
 
-def _score(plan: _Plan, vectors: dict[str, list[float]]) -> Grounding:
+def _score(plan: _Plan, vectors: dict[str, Any]) -> Grounding:
     sims, nearest = _similarities([c.text for c in plan.claims], plan.candidates, vectors)
     if max(sims) < RELEVANCE and not any(about_user(c.text) for c in plan.claims):
         # The sources are about something else (a general question while memories about the user were recalled):
@@ -169,7 +197,7 @@ def _support(sentence: str, sim: float, near: list[str], index: SourceIndex) -> 
     """A sentence's support in [0, 1] and, for a weak one, why; ``near`` are its closest source sentences."""
     found = entities(sentence)
     missing = [e for e in found if not supported(e, index)]
-    local = index_sources(near) if found and near else index
+    local = _local_index(tuple(near)) if found and near else index
     elsewhere = [e for e in found if e not in missing and not supported(e, local)]
     lost = len(missing) + ELSEWHERE * len(elsewhere)
     coverage = 1.0 - lost / len(found) if found else 1.0
@@ -201,60 +229,56 @@ def _support(sentence: str, sim: float, near: list[str], index: SourceIndex) -> 
     return max(0.0, min(1.0, support)), reason
 
 
-def _candidates(claims: list[str], sentences: list[str]) -> list[str]:
+@lru_cache(maxsize=4096)
+def _local_index(near: tuple[str, ...]) -> SourceIndex:
+    """The index of a claim's closest source sentences (the claims of one context keep meeting the same few)."""
+    return index_sources(list(near))
+
+
+def _candidates(claims: list[str], context: _Context) -> list[str]:
     """The source sentences worth embedding: those sharing a content word, name or number with some claim (a
     support that shares no word at all is rare, and embedding every sentence of a long context would cost more
     than the budget), at most MAX_CANDIDATES of them, the most overlapping first."""
+    sentences = context.index.sentences
     wanted = set().union(*(key_words(c) for c in claims))
-    overlap = [(len(wanted & key_words(s)), i) for i, s in enumerate(sentences)]
+    overlap = [(len(wanted & keys), i) for i, keys in enumerate(context.keys)]
     kept = sorted((o for o in overlap if o[0] > 0), key=lambda o: (-o[0], o[1]))[:MAX_CANDIDATES]
     return [sentences[i] for _, i in sorted(kept, key=lambda o: o[1])]
 
 
 def _similarities(
-    claims: list[str], sources: list[str], vectors: dict[str, list[float]]
+    claims: list[str], sources: list[str], vectors: dict[str, Any]
 ) -> tuple[list[float], list[list[int]]]:
     """For each claim, the best cosine to a source sentence and the indices of its TOP_K closest, best first."""
     if not sources:
         return [0.0] * len(claims), [[] for _ in claims]
     import numpy as np
 
-    claim_vectors = np.array([vectors[c] for c in claims], dtype=np.float32)
-    source_vectors = np.array([vectors[s] for s in sources], dtype=np.float32)
+    claim_vectors = np.stack([vectors[c] for c in claims])
+    source_vectors = np.stack([vectors[s] for s in sources])
     cosines = claim_vectors @ source_vectors.T
     order = np.argsort(-cosines, axis=1)[:, :TOP_K]
     return [float(cosines[i, row[0]]) for i, row in enumerate(order)], [[int(j) for j in row] for row in order]
 
 
-def _vectors(claims: list[str], sources: list[str], embedder: Embedder) -> dict[str, list[float]]:
-    """Vectors for every claim and source sentence, each distinct text embedded once; source sentences come from
-    (and go to) a small cache, since a chat's context repeats turn after turn."""
+def _vectors(claims: list[str], sources: list[str], embedder: Embedder) -> dict[str, Any]:
+    """A float32 vector for every claim and source sentence: each distinct text embedded once, in one call (the
+    embedder groups texts of similar length), and none that the cache holds."""
+    import numpy as np
+
+    wanted = list(dict.fromkeys([*claims, *sources]))
     with _cache_lock:
-        cached = {s: _cache[s] for s in sources if s in _cache}
-    texts = list(dict.fromkeys([*claims, *(s for s in sources if s not in cached)]))
-    fresh = dict(zip(texts, _embed(embedder, texts), strict=True))
+        cached = {t: _cache[t] for t in wanted if t in _cache}
+        for t in cached:
+            _cache.move_to_end(t)
+    todo = [t for t in wanted if t not in cached]
+    # Copied row by row: a cached row must not keep its whole batch's matrix alive.
+    fresh = {t: row.copy() for t, row in zip(todo, np.asarray(embedder.embed(todo), dtype=np.float32), strict=True)}
     with _cache_lock:
-        for s in sources:
-            if s in fresh:
-                _cache[s] = fresh[s]
-            if s in _cache:
-                _cache.move_to_end(s)
+        _cache.update(fresh)
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return cached | fresh
-
-
-def _embed(embedder: Embedder, texts: list[str]) -> list[list[float]]:
-    """One embed call for a typical reply; a huge one goes in batches of similar lengths (less padding)."""
-    if len(texts) <= EMBED_BATCH:
-        return embedder.embed(texts)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[list[float]] = [[] for _ in texts]
-    for at in range(0, len(order), EMBED_BATCH):
-        chunk = order[at : at + EMBED_BATCH]
-        for i, vector in zip(chunk, embedder.embed([texts[i] for i in chunk]), strict=True):
-            out[i] = vector
-    return out
 
 
 # -- log-probabilities --------------------------------------------------------------------------------------------

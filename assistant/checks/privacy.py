@@ -119,6 +119,7 @@ _DS_PLUGINS = (
     "PypiTokenDetector SendGridDetector SlackDetector SoftlayerDetector SquareOAuthDetector StripeDetector "
     "TelegramBotTokenDetector TwilioKeyDetector"
 ).split()
+_DS_PLUGIN_NAMES = frozenset(_DS_PLUGINS)
 
 
 @dataclass(slots=True)
@@ -198,10 +199,10 @@ def _ds_secrets(engine: _Engine, text: str) -> Iterable[tuple[int, int, str]]:
     """detect-secrets, line by line; it gives the value without its place, so the value is found in its line and
     widened to the whole token (its GitHub plugin reports only "ghp", its JWT plugin drops the signature)."""
     from detect_secrets.core.scan import scan_line
-    from detect_secrets.settings import transient_settings
 
     found = []
-    with engine.ds_lock, transient_settings({"plugins_used": [{"name": n} for n in _DS_PLUGINS]}):
+    with engine.ds_lock:
+        _ds_configure()
         offset = 0
         for line in text.splitlines(keepends=True):
             if len(line) > 3:
@@ -222,6 +223,18 @@ def _ds_secrets(engine: _Engine, text: str) -> Iterable[tuple[int, int, str]]:
                     found.append((offset + start, offset + end, kind))
             offset += len(line)
     return found
+
+
+def _ds_configure() -> None:
+    """Select the plugins in detect-secrets' global settings, once per process rather than once per text (its
+    transient_settings cost more than the scan: it re-imports every filter's module on the way in and out, and
+    it leaves the plugins it added in place anyway); again only if something else changed them since."""
+    from detect_secrets.settings import cache_bust, configure_settings_from_baseline, get_settings
+
+    if set(get_settings().plugins) != _DS_PLUGIN_NAMES:
+        get_settings().clear()
+        cache_bust()
+        configure_settings_from_baseline({"plugins_used": [{"name": n} for n in _DS_PLUGINS]})
 
 
 # -- find, merge, redact ---------------------------------------------------------------------------------------------
