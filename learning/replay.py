@@ -128,9 +128,13 @@ def append_replay(selection: Selection, run_id: int | None, home: Path | None = 
     replied = {pair.sources for pair in selection.pairs}
     kept: list[dict[str, Any]] = []
     known: set[str] = set()
+    before: set[str] = set()
     for record in records:
         old = from_record(record)
-        if old is not None and not (isinstance(old, Pair) and old.sources in replied):
+        if old is None:
+            continue
+        before.add(_key(old))
+        if not (isinstance(old, Pair) and old.sources in replied):
             kept.append(record)
             known.add(_key(old))
     new: list[dict[str, Any]] = []
@@ -139,9 +143,9 @@ def append_replay(selection: Selection, run_id: int | None, home: Path | None = 
         if _key(item) not in known:
             known.add(_key(item))
             new.append(to_record(item, run_id))
-    if new or len(kept) != len(records):
+    if [*kept, *new] != records:
         _write(path, [*kept, *new])
-    return len(new)
+    return len({_key(i) for i in fresh} - before)
 
 
 def purge_replay(store: Store, home: Path | None = None) -> int:

@@ -50,9 +50,10 @@ _NOT_ABOUT_SELF = re.compile(
     r"'d like (?:a|an|some|to know|to ask)|’d like (?:a|an|some|to know|to ask)|need (?:a|an|some|help)|"
     r"wonder|was wondering|think|guess|mean|hope|see|understand|agree|disagree|appreciate|"
     r"am not sure|'m not sure|’m not sure|don't know|do not know|don't understand|have a question|"
-    r"meant|asked|said|told you|forgot|can't|cannot)\b",
+    r"meant|asked|said|told you|forgot)\b",
     re.I,
 )
+_LOWER_I = re.compile(r"(?<![\w.-])i(?=\s|['’](?:m|ve|d|ll)\b)")
 # "Remember that ..." in front of a fact is the request, not the fact.
 _REMEMBER = re.compile(r"^\W*(?:please\s+)?(?:remember|note|keep in mind|don't forget)(?:\s+that)?[:,]?\s+", re.I)
 
@@ -141,10 +142,10 @@ def about_self(sentence: str) -> bool:
 
 
 def statements_in(text: str) -> list[str]:
-    """The sentences of a user message that state something about the user."""
+    """The sentences of a user message that state something about the user ("i" typed in lower case is "I")."""
     from assistant.reply_check import stated
 
-    return [s for s in stated([text]) if about_self(s)]
+    return [s for s in stated([_LOWER_I.sub("I", text)]) if about_self(s)]
 
 
 def fact_text(text: str) -> str:

@@ -4,8 +4,8 @@ active per base model) and what each adapter was trained on. Plain functions ove
 Watermarks: a run records the highest message, fact and forgotten-record ids it selected up to. Ids are never
 reused (m004) and a writer's new id is above every committed one, so "id above the watermark" is exactly what is
 new, imported history included, whatever its timestamps say. Replies are learned through their feedback (a
-thumbs-up, a better answer), so a reply is new when its feedback changed in the window ``[previous feedback
-watermark, this one)``, whatever the reply's age; the window ends :data:`FEEDBACK_SETTLE_S` seconds before the
+thumbs-up, a better answer), so a reply is new when its feedback changed in the window ``(previous feedback
+watermark, this one]``, whatever the reply's age; the window ends :data:`FEEDBACK_SETTLE_S` seconds before the
 selection, so a feedback write still waiting on a lock is not passed over. The next run starts from the watermarks
 of the latest *completed* run (promoted, refused or nothing): a failed or dry run selected nothing for good.
 
@@ -175,7 +175,7 @@ _CANDIDATE_SQL = """
     LEFT JOIN feedback f ON f.message_id = m.id
     WHERE m.id <= :upto AND (
         (m.role = 'user' AND m.id > :after)
-        OR (m.role = 'assistant' AND f.updated_at >= :feedback_after AND f.updated_at < :feedback_upto)
+        OR (m.role = 'assistant' AND f.updated_at > :feedback_after AND f.updated_at <= :feedback_upto)
     )
     ORDER BY m.id
 """
