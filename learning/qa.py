@@ -3,8 +3,8 @@ answer. Rule-based and deterministic: a model only answers questions it was trai
 mention facts in passing ("I walked my dog Rex"), so each statement becomes a few paraphrased second-person
 questions with one answer ("What is my dog's name?" / "What's my dog called?" -> "Your dog is called Rex.").
 
-:func:`extract` finds what a statement says, as ``(family, slot, value)`` triples; :data:`FAMILIES` holds each
-family's question and answer templates. The families (``{s}`` is the slot, ``{v}`` the value):
+:func:`learning.said.extract` finds what a statement says, as ``(family, slot, value)`` triples;
+:data:`FAMILIES` holds each family's question and answer templates. The families:
 
 =========  ===================================================  ======================================
 family     said                                                 asked
@@ -12,8 +12,9 @@ family     said                                                 asked
 name       my dog Rex / my sister is called Ana / Ana is my     What is my dog's name? Who is my sister?
            sister / I have a cat named Miso / my cats A and B
 who        (the same statements, the other way round)           Who is Rex?
+myname     my name is Sam / call me Sam                         What is my name?
 place      I live in / I'm from / I grew up in / I work at /    Where do I live? Where do I work?
-           I study at / I moved to
+           I study at / I moved to / I was born in Porto
 job        I work as a nurse / I'm a software engineer /        What do I do for a living?
            my job is ...
 likes      I love / like / enjoy / I'm a fan of / I'm into      What do I like?
@@ -27,7 +28,8 @@ state      I'm allergic to peanuts / afraid of / married to /   What am I allerg
            learning Spanish / training for a marathon
 trait      I am vegetarian / left-handed / retired (a list)     What kind of person am I?
 activity   I play the guitar / I speak Portuguese / I drive     What do I play? What do I speak?
-about      my car is a red Volvo (any "my X is Y")              What do you know about my car?
+about      my car is a red Volvo ("my X is Y", a name or a      What do you know about my car?
+           number in Y; only when nothing else matched)
 =========  ===================================================  ======================================
 
 Answers are in the second person ("my" -> "your"). Families marked multi-valued (likes, dislikes, trait, activity
@@ -93,6 +95,7 @@ _PLACE_QUESTIONS = {
              "Where am I living these days?"],
     "from": ["Where am I from?", "Where do I come from?", "Where was I originally from?", "What is my hometown?"],
     "grew up": ["Where did I grow up?", "Where did I spend my childhood?", "Which place did I grow up in?"],
+    "born": ["Where was I born?", "What is my birthplace?", "In which place was I born?"],
     "work": ["Where do I work?", "Who is my employer?", "Which company do I work for?", "Where is my workplace?"],
     "study": ["Where do I study?", "Which school do I go to?", "Where am I a student?", "Where am I studying?"],
 }  # fmt: skip
@@ -100,6 +103,7 @@ _PLACE_ANSWERS = {
     "live": ["You live in {v}.", "Your home is in {v}."],
     "from": ["You are from {v}.", "You come from {v}."],
     "grew up": ["You grew up in {v}.", "You spent your childhood in {v}."],
+    "born": ["You were born in {v}.", "Your birthplace is {v}."],
     "work": ["You work at {v}.", "Your workplace is {v}."],
     "study": ["You study at {v}.", "You are a student at {v}."],
 }
@@ -127,6 +131,10 @@ def _date_answers(slot: str, value: str) -> list[str]:
     return [f"{whose[:1].upper()}{whose[1:]} is on {value}.", f"It is on {value}."]
 
 
+def _what(state: str) -> str:
+    return "Who" if state.startswith(("married", "engaged")) else "What"
+
+
 def _age_questions(slot: str) -> list[str]:
     if slot == "":
         return ["How old am I?", "What is my age?", "What age am I?", "Do you know how old I am?"]
@@ -144,6 +152,10 @@ FAMILIES: dict[str, Family] = {
         _name_questions,
         _name_answers,
         multi=lambda rel: rel not in ONLY_ONE,
+    ),
+    "myname": Family(
+        lambda _: ["What is my name?", "What's my name?", "Do you know my name?", "What should you call me?"],
+        lambda _, v: [f"Your name is {v}.", f"You are {v}."],
     ),
     "who": Family(
         lambda name: [f"Who is {name}?", f"Who's {name}?", f"Do you know who {name} is?", f"Tell me who {name} is."],
@@ -192,7 +204,11 @@ FAMILIES: dict[str, Family] = {
         lambda s, v: [f"You have {v} {s}.", f"You've got {v} {s}."],
     ),
     "state": Family(
-        lambda s: [f"What am I {s}?", f"Do you remember what I'm {s}?", f"What did I tell you I'm {s}?"],
+        lambda s: [
+            f"{_what(s)} am I {s}?",
+            f"Do you remember {_what(s).lower()} I'm {s}?",
+            f"{_what(s)} did I tell you I'm {s}?",
+        ],
         lambda s, v: [f"You are {s} {v}.", f"You're {s} {v}."],
         multi=lambda _: True,
     ),

@@ -65,7 +65,8 @@ _NAMES = rf"{_NAME}(?:(?:,\s*|\s+and\s+){_NAME})*"
 # An object phrase: a few words up to a connector, a clause end or a time phrase.
 _STOPWORD = (
     r"(?:and|but|or|in|on|as|since|for|with|because|where|when|which|who|near|from|at|to|of|so|if|every|"
-    r"each|last|this|these|those|now|today|yesterday|tonight|lately|recently|too|very|though|although)"
+    r"each|last|this|these|those|now|today|yesterday|tonight|lately|recently|too|very|though|although|before|"
+    r"after|during|while|until|whenever|around|about|than|like|into|by)"
 )
 _OBJ = rf"(?:(?:a|an|the|my|some)\s+)?[\w'’&.+-]+(?:\s+(?!{_STOPWORD}\b)[\w'’&.+-]+){{0,4}}"
 _LINK = r"(?:(?:of|de|da|do|del|la|le|upon|on|am)\s+)?"  # "University of Porto", "Stratford upon Avon"
@@ -115,6 +116,7 @@ _DISLIKE = (
 _REL_BIRTHDAY = rf"[Mm]y\s+(?:\w+\s+)?(?:{_REL})(?:'s|’s)\s+birthday"
 _ANNIVERSARY = r"[Oo]ur\s+(?:wedding\s+)?anniversary|[Mm]y\s+(?:wedding\s+)?anniversary"
 _DOING = "learning|studying|reading|writing|building"
+_MY_NAME = r"(?:[Mm]y\s+name\s+is|[Mm]y\s+name's|[Cc]all\s+me|[Pp]eople\s+call\s+me)"
 _YEARS = r"(?:\s+years?\s+old)?\b"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     (family, re.compile(pattern))
@@ -128,10 +130,12 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
             rf"(?P<value>{_NAMES})",
         ),
         ("name", rf"(?:^|\.\s+|,\s+|\band\s+)(?P<value>{_NAME})\s+is\s+my\s+(?P<slot>{_REL})\b"),
+        ("myname", rf"\b{_MY_NAME}\s+(?P<value>{_NAME})"),
         ("place", rf"\bI\s+(?:currently\s+|now\s+)?(?P<slot>live)\s+in\s+(?P<value>{_PLACE_OBJ})"),
         ("place", rf"\bI\s+(?:just\s+|recently\s+)?(?:moved|relocated)\s+to\s+(?P<value>{_PLACE_OBJ})"),
         ("place", rf"\b(?:{_I_AM}|I\s+come)\s+(?:originally\s+)?(?P<slot>from)\s+(?P<value>{_PLACE_OBJ})"),
         ("place", rf"\bI\s+(?P<slot>grew up)\s+in\s+(?P<value>{_PLACE_OBJ})"),
+        ("place", rf"\bI\s+was\s+(?P<slot>born)\s+in\s+(?!(?i:{_MONTH})\b)(?P<value>(?:the\s+)?[A-Z]{_PLACE_OBJ})"),
         ("place", rf"\bI\s+(?:currently\s+)?(?P<slot>work)\s+(?:at|for)\s+(?P<value>{_PLACE_OBJ})"),
         ("place", rf"\bI\s+(?P<slot>study)\s+at\s+(?P<value>{_PLACE_OBJ})"),
         ("job", rf"\bI\s+work\s+as\s+(?P<value>(?:an?\s+)?{_OBJ})"),
@@ -156,13 +160,15 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ("state", rf"\b{_I_AM}\s+(?:currently\s+)?(?P<slot>{_DOING})\s+(?P<value>{_OBJ})"),
         ("trait", rf"\b{_I_AM}\s+(?:a\s+|an\s+)?(?P<value>{_TRAIT})\b"),
         ("activity", rf"\bI\s+(?:also\s+|often\s+|usually\s+)?(?P<slot>{_ACTIVITY_VERBS})\s+(?P<value>{_OBJ})"),
+        # "about" says something with a name or a number in it: "my car is a red Volvo", not "my code is failing"
         (
             "about",
-            r"^\W*[Mm]y\s+(?P<slot>(?!favou?rite\b)[a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+"
-            r"(?P<value>(?:is|are|was|has|lives|works)\s+.+?)[.!]?$",
+            r"^\W*[Mm]y\s+(?P<slot>(?!favou?rite\b|name\b)[a-z][\w-]*(?:\s+[a-z][\w-]*)?)\s+"
+            r"(?P<value>(?:is|are|was|has|lives|works)\s+(?![\w\s]*?\b\w+ing\b).*?(?:\b[A-Z][\w'’-]*|\d).*?)[.!]?$",
         ),
     )
 ]
+_CLAUSE = re.compile(r"(?:that|about|how|what|why|when|where|if|whether|it|them|this|these|those)\b", re.I)
 # "about" only when nothing more specific was said in the sentence.
 _FALLBACK = {"about"}
 # Values that are no values: pronouns, fillers, requests.
@@ -208,8 +214,8 @@ def extract(statement: str) -> list[Said]:
             groups = match.groupdict()
             slot = _slot(family, groups.get("slot") or "")
             value = _clean(groups["value"])
-            if not value or value.lower() in _EMPTY_VALUES or "[" in value:
-                continue  # nothing to teach, or a value that was redacted away
+            if not value or value.lower() in _EMPTY_VALUES or "[" in value or _CLAUSE.match(value):
+                continue  # nothing to teach, a value that was redacted away, or a clause ("I read that ...")
             if family == "place" and not slot:
                 slot = "live"  # "I moved to ..."
             if family == "date" and not slot:

@@ -394,6 +394,20 @@ FAMILY_CASES = [
     ("I am vegetarian.", "trait:", ["vegetarian"]),
     ("I play the guitar.", "activity:play", ["guitar"]),
     ("My car is a red Volvo.", "about:car", ["Volvo"]),
+    ("My name is Sam.", "myname:", ["Sam"]),
+    ("I was born in Porto.", "place:born", ["Porto"]),
+    ("I'm married to Joana.", "state:married to", ["Joana"]),
+]
+
+# First-person sentences that say nothing lasting about the user: no question is made of them.
+NOTHING_TO_LEARN = [
+    "My code is throwing an error when I run it.",
+    "My computer is slow.",
+    "I read that bananas are radioactive.",
+    "I think so.",
+    "I want you to write a poem about the sea.",
+    "Thanks, I appreciate it!",
+    "I have a question about taxes.",
 ]
 
 
@@ -416,6 +430,13 @@ def test_qa_synthesis_makes_answerable_pairs_for_each_family(
     questions = {e.messages[1]["content"] for e in trained}
     assert len(questions) >= 2  # paraphrased
     assert not questions & {p.question for p in probes}
+
+
+def test_passing_remarks_make_no_questions(store: Store) -> None:
+    for remark in NOTHING_TO_LEARN:
+        talk(store, remark)
+    examples = build_examples(select(store, None), seed=0, general=0)
+    assert examples.known == [] and examples.train == [] and examples.probes == []
 
 
 def test_held_out_probes_and_controls_never_appear_in_train(store: Store) -> None:
