@@ -28,6 +28,7 @@ PARTS = (
     "tui",
     "grounding",
     "privacy",
+    "checkcli",
     "stream",
 )
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench import (
         chat_checked,
         chat_speed,
+        check_cli,
         check_grounding,
         check_privacy,
         check_stream,
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         "tui": (lambda: tui_frame.run(args.reps), tui_frame.rows),
         "grounding": (check_grounding.run, check_grounding.rows),
         "privacy": (lambda: check_privacy.run(reps=max(3, args.reps)), check_privacy.rows),
+        "checkcli": (check_cli.run, check_cli.rows),
         "stream": (lambda: check_stream.run(reps=max(3, args.reps)), check_stream.rows),
     }
     started = time.perf_counter()

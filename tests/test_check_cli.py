@@ -118,6 +118,37 @@ def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
     ]
 
 
+def test_two_thousand_realistic_lines_give_two_thousand_answers_in_order(tmp_path: Path) -> None:
+    from assistant.checks.run import check
+    from bench.check_cli_data import build
+
+    # What `python -m bench checkcli` times: 300-500 character replies against shared contexts, about one in three
+    # with personal data or a secret. Batched, cached and embedded together, each answer must be the one that
+    # line gets when it is checked alone.
+    items = build(2000)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(lines_in(*items))
+    with path.open("rb") as stdin:
+        done = subprocess.run(
+            [ASSISTANT, "check", "--json"], stdin=stdin, capture_output=True, text=True, env=cli_env(), cwd=ROOT
+        )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = answers(done)
+    assert len(got) == 2000
+    for item, answer in zip(items, got, strict=True):
+        assert_contract(answer, item["text"])  # every offset points into this line's own text
+        if not answer["pii"]:
+            assert answer["redacted"] == item["text"]
+    assert sum(a["grounding"]["score"] is not None for a in got) > 1900  # None: the context is off-topic
+    assert sum(bool(a["pii"]) for a in got) > 400
+    assert sum(a["redacted"] != item["text"] for item, a in zip(items, got, strict=True)) > 300
+    assert sum(bool(a["grounding"]["flagged"]) for a in got) > 400
+    for i in range(0, 2000, 50):
+        item = items[i]
+        alone = check(CheckInput(item["text"], tuple(item["context"]), tuple(item.get("user_inputs", ()))))
+        assert got[i] == json.loads(json.dumps(alone.to_dict())), f"line {i + 1}"
+
+
 MALFORMED: list[tuple[bytes, str]] = [
     (b"this is not json", "is not JSON"),
     (b'{"text": "unterminated', "is not JSON"),

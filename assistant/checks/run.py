@@ -137,9 +137,9 @@ def check_explained(items: Sequence[CheckInput]) -> list[CheckResult | str]:
     return [f"{type(r).__name__}: {r}" if isinstance(r, Exception) else r for r in check_isolated(items)]
 
 
-def warm_up() -> None:
-    """Load every detector's model now (a worker does it once, before its first batch)."""
-    check_many([CheckInput("Warm-up: reach me at warm@example.com.", ("Warm-up text.",))])
+def warm_up(grounding: bool = True) -> None:
+    """Load the detectors' models now: the privacy detector's, and the embedder's unless ``grounding`` is False."""
+    check_many([CheckInput("Warm-up: reach me at warm@example.com.", ("Warm-up text.",) if grounding else ())])
 
 
 def _start_worker() -> None:
@@ -147,7 +147,8 @@ def _start_worker() -> None:
 
     # Ctrl+C reaches the whole process group: the parent stops the run; a worker would only print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    warm_up()
+    # The embedder loads on the first batch with a context: input without one never pays for it.
+    warm_up(grounding=False)
 
 
 class Checker:
