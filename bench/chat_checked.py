@@ -1,7 +1,8 @@
 """A chat turn with the checker on against the same turn with it off: decode speed and the time after the last token.
 
-Both sessions share one loaded model and one prompt, whose message states facts (so the reply has sources and
-grounding runs with the embedder, the costly case) and asks for a story (a long reply that names things). Runs
+Both sessions share one loaded model and, rep by rep, one prompt, whose message states facts (so the reply has
+sources and grounding runs with the embedder, the costly case) and asks for a story (a long reply that names things),
+about a new person each rep (so the checker meets a new reply and new sources, as in a chat). Runs
 alternate (on, off, off, on, ...), the KV cache reset before each, temperature 0: both generate the same tokens.
 
 * decode tok/s: tokens after the first piece over the time from the first piece that carried tokens to the last
@@ -23,15 +24,32 @@ from typing import Any
 from bench import SEED, Row, load_average, log, median, spread, temp_home
 
 PROMPT = (
-    "My sister Ana lives in Porto and works as a teacher at a primary school. She has a cat called Miso. "
-    "Write a short story about Ana and Miso on a rainy day in her city."
+    "My sister {name} lives in {city} and works as a {job}. She has a cat called {pet}. "
+    "Write a short story about {name} and {pet} on a rainy day in her city."
 )
+# One set per rep (the on and off turns of a rep share it): the reply and its sources are new to the checker each
+# time, as in a chat, so no cached sentence vector flatters the figure.
+PEOPLE = [
+    ("Ana", "Porto", "teacher at a primary school", "Miso"),
+    ("Ingrid", "Bergen", "nurse at the city hospital", "Pepper"),
+    ("Lucia", "Bologna", "baker", "Tofu"),
+    ("Mei", "Taipei", "software engineer", "Dumpling"),
+    ("Fatima", "Rabat", "architect", "Saffron"),
+    ("Olga", "Tartu", "librarian", "Comet"),
+    ("Grace", "Dublin", "vet", "Biscuit"),
+    ("Aiko", "Sapporo", "pianist", "Yuzu"),
+]
 
 
-def _turn(session: Any) -> dict[str, Any]:
+def _prompt(rep: int) -> str:
+    name, city, job, pet = PEOPLE[rep % len(PEOPLE)]
+    return PROMPT.format(name=name, city=city, job=job, pet=pet)
+
+
+def _turn(session: Any, prompt: str) -> dict[str, Any]:
     session.load().llm.reset()
     started = time.perf_counter()
-    turn = session.start_turn(PROMPT)
+    turn = session.start_turn(prompt)
     first = last = None
     tokens = first_tokens = 0
     for chunk in turn.stream():
@@ -67,13 +85,14 @@ def run(reps: int = 6, max_tokens: int = 160) -> dict[str, Any]:
             store, base.model_copy(update={"privacy": "off", "grounding": False}), home=home, use_memory=False
         )
         off._backend = on.load()  # one model for both
-        _turn(on)  # warm-up: page cache, and the checker's embedder
-        _turn(off)
+        warm = _prompt(len(PEOPLE) - 1)
+        _turn(on, warm)  # warm-up: page cache, and the checker's embedder
+        _turn(off, warm)
         runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
         load_before = load_average()
         for rep in range(reps):
             for kind in ("on", "off") if rep % 2 == 0 else ("off", "on"):
-                r = _turn(on if kind == "on" else off)
+                r = _turn(on if kind == "on" else off, _prompt(rep))
                 runs[kind].append(r)
                 log(
                     f"  checked chat rep {rep + 1}/{reps} {kind:3} decode {r['decode_tps']} tok/s  "
@@ -89,7 +108,7 @@ def run(reps: int = 6, max_tokens: int = 160) -> dict[str, Any]:
         "max_tokens": max_tokens,
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "same_tokens": len({r["tokens"] for r in runs["on"] + runs["off"]}) == 1,
+        "same_tokens": all(a["tokens"] == b["tokens"] for a, b in zip(runs["on"], runs["off"], strict=True)),
         "badge": runs["on"][0]["badge"],
         "on": {k: median([r[k] for r in runs["on"] if r[k] is not None]) for k in ("decode_tps", "after_last_ms")},
         "off": {k: median([r[k] for r in runs["off"] if r[k] is not None]) for k in ("decode_tps", "after_last_ms")},
