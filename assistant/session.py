@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant import redo as redo_for
+from assistant.adapters import AdapterSync
 from assistant.config import Settings, data_dir, models_dir
 from assistant.context import PromptPlan, plan_prompt
 from assistant.errors import AssistantError, InputError
@@ -35,7 +36,7 @@ from assistant.memory_prompt import (
     parse_remember,
     remember_confirmation,
 )
-from assistant.models import resolve
+from assistant.models import ModelSpec, resolve
 from assistant.reply_check import ReplyChecker, make_guard, sources_for
 from assistant.reply_store import write_kept
 from assistant.runtime import Backend, Chunk, GenerationParams, Loader, load_backend
@@ -105,11 +106,13 @@ class Session:
         memory_factory: MemoryFactory = open_memory,
         use_memory: bool | None = None,
         background_index: bool = True,
+        use_adapter: bool | None = None,
     ) -> None:
         """``memory`` is used as given, else built by ``memory_factory`` (in a background thread) when memory is on.
 
         ``use_memory`` overrides the ``memory`` setting; ``background_index=False`` leaves indexing to
         the warm-up's catch-up with earlier calls and to ``index_now()`` (the one-shot CLI: no thread to race).
+        ``use_adapter`` overrides the ``adapter`` setting (False: the base model alone, `chat --no-adapter`).
 
         ``after_reply`` holds the steps run, in order, once a reply is stored (each receives the turn and its
         result and may add to the result; one that fails becomes a notice). The checker attaches here.
@@ -120,7 +123,12 @@ class Session:
         self.home = home or data_dir()
         self._loader = loader
         self._backend: Backend | None = None
+        self._spec: ModelSpec | None = None
         self._load_lock = threading.Lock()
+        # Settable (the TUI may toggle it): False answers with the base model alone from the next turn on.
+        self.use_adapter = settings.adapter if use_adapter is None else bool(use_adapter)
+        self._adapters = AdapterSync(store, self.home)
+        self._adapter_notice: str | None = None  # why the adapter was not applied at load, said in the next turn
         self.load_seconds: float | None = None
         self._memory = SessionMemory(
             store, self.home, settings, memory=memory, factory=memory_factory, background_index=background_index
@@ -148,8 +156,23 @@ class Session:
                 spec = resolve(self.store, self.model_name, self.models_dir)
                 started = time.perf_counter()
                 self._backend = self._loader(spec, self.settings)
+                self._spec = spec
+                self._adapter_notice = self._adapters.apply(self._backend, spec, self.use_adapter)
                 self.load_seconds = time.perf_counter() - started
             return self._backend
+
+    @property
+    def adapter_version(self) -> str | None:
+        """The adapter the loaded model answers with (``"v3"``), or None: the base model alone."""
+        return getattr(self._backend, "adapter_version", None)
+
+    def sync_adapter(self) -> str | None:
+        """Apply the adapter that should answer now (each turn calls it: a newly promoted adapter, a rollback or a
+        removal takes effect without a restart); one sentence when it could not be applied, once per file."""
+        with self._load_lock:
+            notice = self._adapters.apply(self._backend, self._spec, self.use_adapter)
+        pending, self._adapter_notice = self._adapter_notice, None
+        return " ".join(n for n in (pending, notice) if n) or None
 
     def switch_model(self, name: str) -> None:
         """Use another model from the next turn on (checked now, loaded lazily)."""
@@ -158,6 +181,7 @@ class Session:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
+                self._spec = None
             self.model_name = name
 
     def close(self) -> None:
@@ -349,6 +373,9 @@ class Session:
     ) -> Turn:
         """Plan the prompt for a stored message of the user and return the turn that will answer it."""
         backend = self.load()
+        adapter_notice = self.sync_adapter()
+        if adapter_notice:
+            notices.append(adapter_notice)
         past = self._history(history, backend, backend.n_ctx)
         block, memory_notice = self.recall(text, conversation_id, backend, backend.n_ctx, past)
         system = self.settings.system_prompt

@@ -51,6 +51,7 @@ class TurnResult:
     saved: bool = True  # False: the database could not be written; the reply was kept to be written later
     checks: dict[str, Any] | None = None  # the checker's verdict (assistant.checks.ReplyCheck.to_dict()), when on
     badge: str | None = None  # its one word: ok, check, unsupported or masked
+    adapter: str | None = None  # the learning adapter the reply was written with ("v3"); None: the base model
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -102,6 +103,7 @@ class Turn:
         self.plan = plan
         self.replaces = list(replaces)  # messages this reply supersedes (regenerate, retry), marked once it exists
         self.notice = plan.notice
+        self.adapter: str | None = getattr(backend, "adapter_version", None)  # the session swapped it in already
         self.message_id: int | None = None
         self.result: TurnResult | None = None
         self.memories: list[Recall] = []  # recalled snippets of earlier conversations new in this prompt
@@ -147,6 +149,7 @@ class Turn:
             "assistant",
             "",
             model=self.backend.name,
+            adapter=self.adapter,
             complete=0,
             prompt_tokens=self.plan.prompt_tokens,
             context_trimmed=int(self.plan.history_dropped > 0 or self.plan.user_trimmed),
@@ -277,6 +280,7 @@ class Turn:
             ],
             facts=[{"id": f.id, "text": f.text} for f in self.facts],
             saved=failure is None,
+            adapter=self.adapter,
         )
         for step in self.setup.after_reply:
             try:

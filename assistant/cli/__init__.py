@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "models": ("assistant.cli.models", "models", "List, add, pull, use and remove models."),
     "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
     "check": ("assistant.cli.check", "check", "Check JSON Lines texts for personal data, secrets and grounding."),
+    "adapters": ("assistant.cli.adapters", "adapters", "List, activate, roll back and remove learned adapters."),
 }
 
 

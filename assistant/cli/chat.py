@@ -10,6 +10,9 @@ With memory on, the message and the reply stay queued for indexing when the comm
 them while its model loads, before it recalls (only a large backlog is indexed before an exit). ``--no-memory``
 sends neither recalled snippets nor remembered facts for this call (the messages are still stored, and indexed
 the next time memory runs); `/remember X` and "remember that X" still store the fact.
+
+The reply is written with the adapter that learning made for the model, when one is active (``"adapter"`` in
+``--json``: ``"v3"``, or null for the base model); ``--no-adapter`` uses the base model alone for this call.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def _stream(turn: Turn, printer: _Printer | None) -> None:
 @click.option("--model", "-m", "model", metavar="NAME", help="Use this model for this message (see `models list`).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the reply and its numbers.")
 @click.option("--no-memory", is_flag=True, help="Recall nothing and send no remembered facts for this message.")
+@click.option("--no-adapter", is_flag=True, help="Answer with the base model, without the adapter learning made.")
 def chat(
     message: tuple[str, ...],
     conversation_id: int | None,
@@ -114,6 +118,7 @@ def chat(
     model: str | None,
     as_json: bool,
     no_memory: bool,
+    no_adapter: bool,
 ) -> None:
     """Send MESSAGE and stream the reply; with no MESSAGE, read it from stdin when piped.
 
@@ -142,7 +147,13 @@ def chat(
         prepare_model(store, model or settings.model, models_dir(home))
         # The memory warms up in a thread from here on, beside the model's load, and catches up with earlier calls.
         session = Session(
-            store, settings, model=model, home=home, use_memory=False if no_memory else None, background_index=False
+            store,
+            settings,
+            model=model,
+            home=home,
+            use_memory=False if no_memory else None,
+            background_index=False,
+            use_adapter=False if no_adapter else None,
         )
         printer = None if as_json else _Printer()
         turn: Turn | None = None

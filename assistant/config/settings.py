@@ -88,6 +88,11 @@ class Settings(BaseModel):
         description="Learn from conversations each night (off: the learning job selects nothing; see also a "
         "conversation's own 'learn' toggle).",
     )
+    adapter: bool = Field(
+        True,
+        description="Answer with the active adapter that learning made for the model (off: the base model alone; "
+        "see `assistant adapters`).",
+    )
     # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
     # the TUI shows them as notifications.
     _warnings: list[str] = PrivateAttr(default_factory=list)

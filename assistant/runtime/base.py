@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -71,4 +72,17 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Free the model."""
+        ...
+
+
+@runtime_checkable
+class SupportsAdapters(Protocol):
+    """A backend that can swap LoRA adapters on the loaded model (llama.cpp can; the fake cannot)."""
+
+    adapter_path: Path | None  # the adapter applied now; None: the base model alone
+    adapter_version: str | None  # its label ("v3"), for the status bar and the stored reply
+
+    def set_adapter(self, path: Path | None, version: str | None = None) -> float:
+        """Apply ``path`` (None: no adapter) from the next decode on; seconds it took. A file that cannot be
+        applied raises ModelError and leaves the base model serving."""
         ...
