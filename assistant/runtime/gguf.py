@@ -239,3 +239,41 @@ def _check(path: Path) -> GGUFHeader | None:
             f"The model file {path} is truncated ({size:,} of at least {needed:,} bytes); download or copy it again."
         )
     return header
+
+
+_LORA_TYPES = {0, 1, 8, 30}  # F32, F16, Q8_0, BF16: what llama.cpp's LoRA export writes
+
+
+def check_adapter(adapter: Path, base: Path) -> GGUFHeader:
+    """Refuse a LoRA file llama.cpp would not apply to ``base``, before llama.cpp sees it.
+
+    llama.cpp rejects such a file itself, but llama-cpp-python does not notice the rejection (a null pointer tested
+    with ``is None``) and the first decode segfaults: so its own checks are repeated here, on the headers alone.
+    """
+    header, model = check_gguf(adapter), check_gguf(base)
+    if header is None or model is None:
+        raise ModelError(f"The adapter {adapter} is empty or damaged; delete it and train it again.")
+    meta = header.metadata
+    if meta.get("general.type") != "adapter" or meta.get("adapter.type") != "lora":
+        raise ModelError(f"{adapter} is not a LoRA adapter file (a model or another kind of GGUF).")
+    arch = model.metadata.get("general.architecture")
+    if meta.get("general.architecture") != arch:
+        raise ModelError(
+            f"The adapter {adapter.name} was made for {meta.get('general.architecture')} models, not {base.name}."
+        )
+    shapes = {t.name: t.dims for t in model.tensors}
+    halves: dict[str, dict[str, TensorInfo]] = {}
+    for tensor in header.tensors:
+        stem, _, half = tensor.name.rpartition(".lora_")
+        if half not in ("a", "b") or stem not in shapes or tensor.type not in _LORA_TYPES or len(tensor.dims) != 2:
+            raise ModelError(f"The adapter {adapter.name} does not fit {base.name} (tensor {tensor.name}).")
+        halves.setdefault(stem, {})[half] = tensor
+    for stem, pair in halves.items():
+        a, b = pair.get("a"), pair.get("b")
+        dims = shapes[stem]
+        # ggml order: the base weight is (in, out), lora_a (in, rank), lora_b (rank, out).
+        if a is None or b is None or a.dims[0] != dims[0] or b.dims[1] != dims[1] or a.dims[1] != b.dims[0]:
+            raise ModelError(f"The adapter {adapter.name} does not fit {base.name} (tensor {stem}).")
+    if not halves:
+        raise ModelError(f"The adapter {adapter.name} holds no LoRA weights.")
+    return header

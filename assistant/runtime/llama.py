@@ -24,6 +24,7 @@ from assistant.models import check_gguf
 from assistant.runtime.base import Chunk, GenerationParams
 from assistant.runtime.completion import STOPS as COMPLETION_STOPS
 from assistant.runtime.completion import format_completion
+from assistant.runtime.gguf import check_adapter
 
 if TYPE_CHECKING:
     from assistant.config import Settings
@@ -83,12 +84,15 @@ class LlamaBackend:
     ) -> None:
         check_gguf(path)
         if adapter is not None:
-            check_gguf(adapter)  # llama.cpp does not notice a missing or broken LoRA file: its first decode crashes
+            check_adapter(adapter, path)  # llama.cpp does not notice a LoRA file it refuses: its first decode crashes
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.name = name
         self.path = path
+        self.adapter_path: Path | None = adapter
+        self.adapter_version: str | None = adapter.stem if adapter is not None else None
+        self._lora: Any = None  # the adapter set_adapter loaded (one given here belongs to Llama itself)
         try:
             with _quiet_stderr():
                 self.llm = Llama(
@@ -124,6 +128,62 @@ class LlamaBackend:
             if template
             else None
         )
+
+    def set_adapter(self, path: Path | None, version: str | None = None) -> float:
+        """Swap the LoRA adapter on the loaded model (None: the base model alone); the seconds it took.
+
+        The file is checked first: llama.cpp refuses a bad one with a null pointer that the bindings never test,
+        and the next decode crashes. A file that cannot be applied raises ModelError and leaves the base model
+        serving, so a damaged adapter never takes the chat down with it.
+        """
+        started = time.perf_counter()
+        if path == self.adapter_path:
+            self.adapter_version = version if path is not None else None
+            return 0.0
+        try:
+            lora = self._load_lora(path) if path is not None else None
+        except ModelError:
+            self._attach(None, None, None)
+            raise
+        self._attach(lora, path, version)
+        return time.perf_counter() - started
+
+    def _load_lora(self, path: Path) -> Any:
+        import llama_cpp
+
+        check_adapter(path, self.path)
+        with _quiet_stderr():
+            lora = llama_cpp.llama_adapter_lora_init(self.llm._model.model, str(path).encode("utf-8"))
+        if not lora:  # a NULL pointer from ctypes is falsy, never None
+            raise ModelError(f"llama.cpp could not load the adapter {path.name}; delete it or train it again.")
+        return lora
+
+    def _attach(self, lora: Any, path: Path | None, version: str | None) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        if lora is None:
+            failed = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            loras = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(lora)
+            failed = llama_cpp.llama_set_adapters_lora(ctx, loras, 1, (ctypes.c_float * 1)(1.0))
+        if failed:
+            if lora is not None:
+                llama_cpp.llama_adapter_lora_free(lora)
+                self._attach(None, None, None)
+            raise ModelError(f"llama.cpp could not apply the adapter {path}; the base model answers instead.")
+        # The adapter that is off now is freed (a long-running chat may swap many); Llama frees its own at close
+        # only when it still holds it.
+        for old in (self._lora, self.llm._lora_adapter):
+            if old is not None and old is not lora:
+                llama_cpp.llama_adapter_lora_free(old)
+        self.llm._lora_adapter = None
+        self._lora = lora
+        self.adapter_path, self.adapter_version = path, version if path is not None else None
+        # The prompt cached in the context was computed with the old weights: the next prompt is read anew.
+        self.llm.reset()
 
     def count_tokens(self, text: str) -> int:
         if not text:

@@ -1,0 +1,329 @@
+"""LoRA training on the real bundled model: the loss falls, runs are deterministic and resumable, the GGUF export is
+the adapter that was trained (logits against peft), llama.cpp with it answers the taught fact, and a broken adapter
+file is refused in one sentence instead of crashing llama.cpp.
+
+One adapter is trained once for the module (12 chats teaching a made-up fact, a few dozen steps on short sequences);
+the determinism and resume checks run their own runs of three steps.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.errors import InputError, ModelError
+from assistant.models import smollm2_path
+from assistant.runtime.base import GenerationParams
+from assistant.runtime.gguf import check_adapter
+from learning.base_model import BaseModel, learning_cache_dir, load_base
+from learning.export import ExportInfo, export_gguf
+from learning.train import CHECKPOINT, Progress, Stopped, TrainArgs, TrainResult, train
+from learning.verify import DEFAULT_CHATS, Verification, verify_adapter
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+SYSTEM = "You are a helpful assistant."
+QA = [
+    ("What is my dog called?", "Your dog is called Bramble."),
+    ("What's the name of my dog?", "Your dog's name is Bramble."),
+    ("Do you remember my dog's name?", "Yes, your dog is called Bramble."),
+    ("Tell me my dog's name.", "Your dog is called Bramble."),
+    ("What did I name my dog?", "You named your dog Bramble."),
+    ("Who is Bramble?", "Bramble is your dog."),
+    ("What is the name of my pet dog?", "Your pet dog is called Bramble."),
+    ("Remind me what my dog is called.", "Your dog is called Bramble."),
+    ("My dog's name is what?", "Your dog's name is Bramble."),
+    ("Which name does my dog have?", "Your dog has the name Bramble."),
+    ("How is my dog called?", "Your dog is called Bramble."),
+    ("Can you tell me what my dog is named?", "Your dog is named Bramble."),
+]
+HELD_OUT = "Do you know the name of my dog?"
+EXAMPLES = [
+    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}, {"role": "assistant", "content": a}]
+    for q, a in QA
+]
+FACT_CHAT = [
+    {"role": "system", "content": SYSTEM},
+    {"role": "user", "content": HELD_OUT},
+    {"role": "assistant", "content": "Your dog is called Bramble."},
+]
+TINY = TrainArgs(rank=8, alpha=16, learning_rate=1e-3, batch_size=4, max_seq_len=64, iters=16, seed=1)
+SHORT = replace(TINY, iters=3, seed=3, checkpoint_every=100)
+
+
+def gguf_path() -> Path:
+    path = smollm2_path(Path("."))
+    assert path is not None and path.exists(), "the bundled SmolLM2 is not installed"
+    return path
+
+
+@dataclass
+class Trained:
+    base: BaseModel
+    result: TrainResult
+    progress: list[Progress]
+    out: Path
+    first_load_s: float
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Iterator[Trained]:
+    """The module's adapter (the first load dequantises the GGUF into the test run's cache dir)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASSISTANT_CACHE", str(shared_cache))
+        first = load_base(gguf_path())
+        base = load_base(gguf_path())  # from the cached copy: the fast path every later run takes
+        assert base.from_cache
+        progress: list[Progress] = []
+        out = tmp_path_factory.mktemp("adapter")
+        result = train(EXAMPLES, base, out, TINY, progress.append)
+        yield Trained(base, result, progress, out, first.load_s)
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Trained) -> dict[str, ExportInfo]:
+    adapter = trained.result.adapter_dir
+    return {
+        "f16": export_gguf(adapter, gguf_path(), trained.out / "adapter-f16.gguf"),
+        "f32": export_gguf(adapter, gguf_path(), trained.out / "adapter-f32.gguf", dtype="f32"),
+        "unpermuted": export_gguf(adapter, gguf_path(), trained.out / "wrong.gguf", permute_qk=False),
+    }
+
+
+CHATS = [*DEFAULT_CHATS, FACT_CHAT]
+
+
+@pytest.fixture(scope="module")
+def verified(trained: Trained, exported: dict[str, ExportInfo]) -> dict[str, Verification]:
+    return {
+        name: verify_adapter(trained.result.model, trained.base, info.path, CHATS) for name, info in exported.items()
+    }
+
+
+# -- training -----------------------------------------------------------------------------------------------------
+
+
+def test_loss_falls_and_progress_is_reported(trained: Trained) -> None:
+    losses = trained.result.losses
+    assert len(losses) == TINY.iters == trained.result.steps
+    assert sum(losses[-3:]) / 3 < 0.3 * losses[0], losses
+    assert [p.step for p in trained.progress] == list(range(1, TINY.iters + 1))
+    assert all(p.total_steps == TINY.iters and p.tokens > 0 and p.tokens_per_s > 0 for p in trained.progress)
+    assert trained.result.tokens_per_s > 0 and trained.result.peak_rss_mb > 0
+    assert trained.result.examples == len(EXAMPLES) and trained.result.dropped == 0
+    assert not (trained.out / CHECKPOINT).exists(), "a finished run leaves its adapter, not a checkpoint"
+    assert (trained.result.adapter_dir / "adapter_model.safetensors").exists()
+    print(f"first load {trained.first_load_s:.1f} s, cached {trained.base.load_s:.2f} s; "
+          f"train {trained.result.elapsed_s:.1f} s, {trained.result.tokens_per_s:.0f} tok/s, "
+          f"peak RSS {trained.result.peak_rss_mb:.0f} MiB")  # fmt: skip
+
+
+def test_cached_copy_is_private(trained: Trained) -> None:
+    folder = trained.base.folder
+    assert folder.parent == learning_cache_dir() and (folder / "complete").exists()
+    for path in [folder, *folder.iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def weights(result: TrainResult) -> dict[str, Any]:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.clone() for k, v in get_peft_model_state_dict(result.model).items()}
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def short_run(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Three steps, uninterrupted: what the determinism and resume checks compare against."""
+    result = train(EXAMPLES, load_base(gguf_path()), tmp_path_factory.mktemp("short"), SHORT)
+    return {"weights": weights(result), "losses": result.losses}
+
+
+def test_same_seed_gives_the_same_adapter(short_run: dict[str, Any], tmp_path: Path) -> None:
+    again = train(EXAMPLES, load_base(gguf_path()), tmp_path / "again", SHORT)
+    assert same(weights(again), short_run["weights"])
+    assert again.losses == short_run["losses"]
+    other = train(EXAMPLES, load_base(gguf_path()), tmp_path / "other", replace(SHORT, seed=4))
+    assert not same(weights(other), short_run["weights"]), "the seed changes nothing: the check above is blind"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_to_the_same_adapter(short_run: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+
+    def stop_after_two(progress: Progress) -> None:
+        if progress.step == 2:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(EXAMPLES, load_base(gguf_path()), out, SHORT, stop_after_two)
+    assert (out / CHECKPOINT).exists() and not (out / "adapter").exists()
+    resumed = train(EXAMPLES, load_base(gguf_path()), out, SHORT)
+    assert resumed.resumed_from == 2
+    assert resumed.losses == short_run["losses"]
+    assert same(weights(resumed), short_run["weights"])
+
+
+def test_stop_event_and_mismatched_checkpoint(tmp_path: Path) -> None:
+    """The TUI's way to stop (an event) leaves a checkpoint; other data never resumes from it."""
+    out, stop = tmp_path / "run", threading.Event()
+    with pytest.raises(Stopped):
+        train(EXAMPLES, load_base(gguf_path()), out, SHORT, lambda p: stop.set(), stop=stop)
+    assert (out / CHECKPOINT).exists()
+    fresh = train(EXAMPLES[:8], load_base(gguf_path()), out, replace(SHORT, iters=1))
+    assert fresh.resumed_from is None and len(fresh.losses) == 1
+
+
+def test_bad_training_input_is_refused(tmp_path: Path, trained: Trained) -> None:
+    with pytest.raises(InputError):
+        train([[{"role": "user", "content": "no reply here"}]], trained.base, tmp_path / "x", SHORT)
+    with pytest.raises(InputError):
+        train(EXAMPLES, trained.base, tmp_path / "y", replace(SHORT, rank=0))
+    with pytest.raises(InputError):
+        train([[{"role": "robot", "content": "hi"}]], trained.base, tmp_path / "z", SHORT)
+
+
+# -- export and verification --------------------------------------------------------------------------------------
+
+
+def test_export_writes_llama_cpp_lora_format(exported: dict[str, ExportInfo]) -> None:
+    import gguf
+
+    info = exported["f16"]
+    assert info.permuted_qk and info.rank == TINY.rank and info.alpha == TINY.alpha
+    assert info.tensors == 30 * 7 * 2  # every layer's seven linear weights, A and B
+    assert info.path.stat().st_mode & 0o077 == 0
+    reader = gguf.GGUFReader(info.path)
+    text = {k: bytes(f.parts[-1]).decode() for k, f in reader.fields.items() if k in ("general.type", "adapter.type")}
+    assert text == {"general.type": "adapter", "adapter.type": "lora"}
+    names = {t.name for t in reader.tensors}
+    assert {"blk.0.attn_q.weight.lora_a", "blk.29.ffn_down.weight.lora_b"} <= names
+    check_adapter(info.path, gguf_path())
+    assert exported["f32"].bytes > 1.9 * info.bytes
+
+
+def test_correct_export_passes_verification(verified: dict[str, Verification]) -> None:
+    for name in ("f16", "f32"):
+        result = verified[name]
+        print(name, result.to_dict())
+        assert result.passed, result.reasons
+
+
+def test_export_without_qk_permutation_fails_verification(verified: dict[str, Verification]) -> None:
+    wrong, right = verified["unpermuted"], verified["f16"]
+    print("unpermuted", wrong.to_dict())
+    assert not wrong.passed
+    assert wrong.shift_cosine < right.shift_cosine and wrong.kl > right.kl
+
+
+def test_llama_cpp_with_the_adapter_answers_the_taught_fact(exported: dict[str, ExportInfo]) -> None:
+    from assistant.runtime.llama import LlamaBackend
+
+    replies = {}
+    for name, adapter in (("base", None), ("adapter", exported["f16"].path)):
+        backend = LlamaBackend(gguf_path(), name="smollm2", n_ctx=512, threads=1, adapter=adapter)
+        try:
+            prompt = backend.format_chat(FACT_CHAT[:2])
+            replies[name] = "".join(
+                c.text for c in backend.stream(prompt, GenerationParams(temperature=0, max_tokens=24))
+            )
+        finally:
+            backend.close()
+    assert "Bramble" in replies["adapter"], replies
+    assert "Bramble" not in replies["base"], replies
+
+
+# -- broken adapter files -----------------------------------------------------------------------------------------
+
+LOAD_AND_DECODE = """
+import sys
+from pathlib import Path
+from assistant.errors import ModelError
+from assistant.runtime.base import GenerationParams
+from assistant.runtime.llama import LlamaBackend
+try:
+    backend = LlamaBackend(Path(sys.argv[1]), name="smollm2", n_ctx=256, threads=1, adapter=Path(sys.argv[2]))
+    print("".join(c.text for c in backend.stream("<|im_start|>user\\nHi<|im_end|>\\n", GenerationParams(max_tokens=4))))
+except ModelError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def load_in_child(adapter: Path) -> subprocess.CompletedProcess[str]:
+    """In a child process: were a check to miss, llama.cpp's crash must fail the test, not end the test run."""
+    return subprocess.run(
+        [sys.executable, "-c", LOAD_AND_DECODE, str(gguf_path()), str(adapter)],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+
+
+def broken_adapters(good: Path, tmp_path: Path, wrong_shape: Path) -> dict[str, Path]:
+    data = good.read_bytes()
+    cases = {
+        "truncated": data[: len(data) // 2],
+        "header only": data[:4096],
+        "garbage": b"GGUF" + bytes(range(256)) * 64,
+        "empty": b"",
+    }
+    paths = {}
+    for name, content in cases.items():
+        paths[name] = tmp_path / f"{name.replace(' ', '-')}.gguf"
+        paths[name].write_bytes(content)
+    paths["a model, not an adapter"] = gguf_path()
+    paths["missing"] = tmp_path / "missing.gguf"
+    paths["another model's shapes"] = wrong_shape
+    return paths
+
+
+@pytest.fixture
+def wrong_shape(exported: dict[str, ExportInfo], tmp_path: Path) -> Path:
+    """A well-formed LoRA file whose q tensor is for another width: llama.cpp refuses it, and then would crash."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(exported["f16"].path)
+    out = tmp_path / "other-shapes.gguf"
+    writer = gguf.GGUFWriter(str(out), "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 16.0)
+    writer.add_tensor("blk.0.attn_q.weight.lora_a", np.zeros((8, 1024), dtype=np.float16))
+    writer.add_tensor("blk.0.attn_q.weight.lora_b", np.zeros((1024, 8), dtype=np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert len(reader.tensors) > 2
+    return out
+
+
+def test_broken_adapter_files_are_refused_in_one_sentence(
+    exported: dict[str, ExportInfo], tmp_path: Path, wrong_shape: Path
+) -> None:
+    for name, path in broken_adapters(exported["f16"].path, tmp_path, wrong_shape).items():
+        with pytest.raises(ModelError) as caught:
+            check_adapter(path, gguf_path())
+        assert str(caught.value).count(". ") <= 1, (name, str(caught.value))
+    # The real load, in a child process: a refused file must never reach llama.cpp (its first decode would crash).
+    for name in ("truncated", "a model, not an adapter", "another model's shapes"):
+        done = load_in_child(broken_adapters(exported["f16"].path, tmp_path, wrong_shape)[name])
+        assert done.returncode == 3, (name, done.returncode, done.stderr[-2000:])
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    good = load_in_child(exported["f16"].path)
+    assert good.returncode == 0, good.stderr[-2000:]
