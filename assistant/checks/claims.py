@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 _STOP = frozenset(
     """a an the and or but if then so as of in on at to for from by with about into over under after before
@@ -173,6 +174,13 @@ class Entity:
 
 
 def entities(sentence: str) -> list[Entity]:
+    """The names, numbers, dates and quoted strings a sentence states, in that order of search."""
+    return list(_entities(sentence))
+
+
+@lru_cache(maxsize=4096)
+def _entities(sentence: str) -> tuple[Entity, ...]:
+    # Cached: a claim is asked for its entities when it is found, planned and scored.
     found: list[Entity] = []
     taken: list[tuple[int, int]] = []
     for m in _DATE.finditer(sentence):
@@ -199,7 +207,7 @@ def entities(sentence: str) -> list[Entity]:
         if m.start() == first_start and (lower in _STARTERS or lower.endswith(("ly", "ed", "ing"))):
             continue
         found.append(Entity("name", word))
-    return found
+    return tuple(found)
 
 
 def _parse_date(text: str) -> tuple[int | None, int | None, int | None]:

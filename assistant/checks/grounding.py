@@ -75,7 +75,7 @@ VERY_LOW_LOGPROB = -3.5
 MIN_RUN = 2  # otherwise, this many unsure tokens in a row
 MAX_CANDIDATES = 48  # source sentences embedded per reply, at most (see _candidates)
 CACHE_SIZE = 8192  # sentence vectors kept between calls: 1.5 KB each (float32), 12 MB in all
-CONTEXTS = 256  # indexed contexts kept between calls
+CONTEXT_CHARS = 400_000  # indexed contexts kept between calls, up to this many characters of sources (~16 MB)
 RELEVANCE = 0.35  # below this best cosine, and with no claim about the user, the sources are off-topic: None
 TOP_K = 2  # an entity must appear in one of the claim's closest source sentences for full credit
 ELSEWHERE = 0.5  # what an entity found only in other source sentences counts as missing
@@ -85,6 +85,7 @@ _default_lock = threading.Lock()
 _cache: OrderedDict[str, Any] = OrderedDict()  # text -> its vector (a float32 array)
 _cache_lock = threading.Lock()
 _contexts: OrderedDict[tuple[str, ...], _Context] = OrderedDict()
+_context_chars = [0]  # the characters of the sources in _contexts
 
 
 def default_embedder() -> Embedder:
@@ -123,11 +124,17 @@ def ground_many(items: Sequence[tuple[str, list[str]]], *, embedder: Embedder | 
     todo = [p for p in plans if isinstance(p, _Plan) and p.candidates]
     vectors: dict[str, Any] = {}
     if todo:
+        embedder = embedder or default_embedder()
         vectors = _vectors(
-            [c.text for p in todo for c in p.claims],
+            [c.text for p in todo for c in _first(p)],
             [s for p in todo for s in p.candidates],
-            embedder or default_embedder(),
+            embedder,
         )
+        # The off-topic test needs one claim close to a source; when only a claim left out could be it, it is
+        # embedded after all, so the answer is the one every claim's vector would give.
+        late = [p for p in todo if not p.user and len(_first(p)) < len(p.claims) and _best(p, vectors) < RELEVANCE]
+        if late:
+            vectors |= _vectors([c.text for p in late for c in p.claims if c.text not in vectors], [], embedder)
     return [p if isinstance(p, Grounding) else _score(p, vectors) for p in plans]
 
 
@@ -138,6 +145,23 @@ class _Plan:
     claims: list[Sentence]
     index: SourceIndex
     candidates: list[str]
+    # Per claim: it names something and no source has any of it. Its support is then 0 whatever its vector says
+    # (see _support), so it is embedded only if the off-topic test needs it (see _first).
+    hopeless: list[bool]
+    user: bool  # some claim is about the user: the sources cannot be off-topic
+
+
+def _first(plan: _Plan) -> list[Sentence]:
+    """The claims whose vectors are needed for sure (a sixth of a typical reply's claims are hopeless)."""
+    if not plan.user and all(plan.hopeless):
+        return plan.claims  # the off-topic test needs at least one of them
+    return [c for c, hopeless in zip(plan.claims, plan.hopeless, strict=True) if not hopeless]
+
+
+def _best(plan: _Plan, vectors: dict[str, Any]) -> float:
+    """The best cosine between a claim embedded so far and a source sentence."""
+    have = [c.text for c in plan.claims if c.text in vectors]
+    return max(_similarities(have, plan.candidates, vectors)[0], default=-1.0) if have else -1.0
 
 
 @dataclass(slots=True)
@@ -146,6 +170,16 @@ class _Context:
 
     index: SourceIndex
     keys: list[set[str]]  # each source sentence's key words
+    chars: int  # the sources' length: what the cache counts
+
+
+def clear_caches() -> None:
+    """Forget every cached vector and indexed context (a benchmark's worst case: nothing seen before)."""
+    with _cache_lock:
+        _cache.clear()
+        _contexts.clear()
+        _context_chars[0] = 0
+    _local_index.cache_clear()
 
 
 def _context(sources: tuple[str, ...]) -> _Context:
@@ -155,11 +189,13 @@ def _context(sources: tuple[str, ...]) -> _Context:
             _contexts.move_to_end(sources)
             return found
     index = index_sources(list(sources))
-    made = _Context(index, [key_words(s) for s in index.sentences])
+    made = _Context(index, [key_words(s) for s in index.sentences], sum(map(len, sources)))
     with _cache_lock:
-        _contexts[sources] = made
-        while len(_contexts) > CONTEXTS:
-            _contexts.popitem(last=False)
+        if sources not in _contexts:
+            _contexts[sources] = made
+            _context_chars[0] += made.chars
+        while _context_chars[0] > CONTEXT_CHARS and len(_contexts) > 1:
+            _context_chars[0] -= _contexts.popitem(last=False)[1].chars
     return made
 
 
@@ -170,13 +206,29 @@ def _plan(text: str, sources: list[str]) -> _Plan | Grounding:
     claims = [c for s in split_sentences(text) for c in clauses(s) if is_claim(c.text)]
     if not claims:
         return Grounding(score=1.0)
+    texts = [c.text for c in claims]
     context = _context(live_sources)
-    return _Plan(claims, context.index, _candidates([c.text for c in claims], context))
+    index = context.index
+    hopeless = [bool(found) and not any(supported(e, index) for e in found) for found in map(entities, texts)]
+    user = any(about_user(t) for t in texts)
+    return _Plan(claims, index, _candidates(texts, context), hopeless, user)
 
 
 def _score(plan: _Plan, vectors: dict[str, Any]) -> Grounding:
-    sims, nearest = _similarities([c.text for c in plan.claims], plan.candidates, vectors)
-    if max(sims) < RELEVANCE and not any(about_user(c.text) for c in plan.claims):
+    texts = [c.text for c in plan.claims]
+    if plan.candidates:
+        # A hopeless claim left unembedded (see ground_many) takes no part in the off-topic test; its support is
+        # 0 with or without its closest sources.
+        sims = [-1.0] * len(texts)
+        nearest: list[list[int]] = [[] for _ in texts]
+        have = [i for i, t in enumerate(texts) if t in vectors]
+        if have:
+            best, closest = _similarities([texts[i] for i in have], plan.candidates, vectors)
+            for i, sim, near in zip(have, best, closest, strict=True):
+                sims[i], nearest[i] = sim, near
+    else:
+        sims, nearest = _similarities(texts, plan.candidates, vectors)
+    if max(sims) < RELEVANCE and not plan.user:
         # The sources are about something else (a general question while memories about the user were recalled):
         # nothing to check against, as with no sources at all, rather than every sentence "unsupported".
         return Grounding(score=None)
