@@ -33,6 +33,11 @@ def offline_env() -> None:
     # The user's own HF_HOME is theirs to choose; without one the hub would write under ~/.cache/huggingface.
     os.environ.setdefault("HF_HOME", str(cache_dir() / "huggingface"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # its fork warning is noise in a training log
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # nothing is downloaded; the job reports progress
+    # torch._dynamo (imported by peft) otherwise probes /tmp and makes /tmp/torchinductor_<user>; nothing is compiled.
+    if "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        # Made here, private (this also sets the umask): torch would make it world-readable.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(ensure_private_dir(cache_dir() / "torchinductor"))
 
 
 def fingerprint(gguf: Path) -> str:

@@ -26,6 +26,7 @@ from learning.base_model import BaseModel, learning_cache_dir, load_base
 from learning.export import ExportInfo, export_gguf
 from learning.train import CHECKPOINT, Progress, Stopped, TrainArgs, TrainResult, train
 from learning.verify import DEFAULT_CHATS, Verification, verify_adapter
+from tests.test_privacy import UserHome, needs_strace
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -327,3 +328,40 @@ def test_broken_adapter_files_are_refused_in_one_sentence(
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     good = load_in_child(exported["f16"].path)
     assert good.returncode == 0, good.stderr[-2000:]
+
+
+# -- privacy ------------------------------------------------------------------------------------------------------
+
+TRAIN_ONE_STEP = """
+import sys
+from pathlib import Path
+from assistant.models import smollm2_path
+from learning.base_model import load_base
+from learning.export import export_gguf
+from learning.train import TrainArgs, train
+from storage.paths import adapters_dir
+chat = [{"role": "user", "content": "What is my dog called?"}, {"role": "assistant", "content": "Bramble."}]
+gguf = smollm2_path(Path("."))
+base = load_base(gguf)
+out = adapters_dir() / "run-1"
+result = train([chat, chat], base, out, TrainArgs(rank=4, iters=1, batch_size=2, max_seq_len=48))
+export_gguf(result.adapter_dir, gguf, out / "adapter.gguf")
+print("trained", base.from_cache)
+"""
+
+
+@needs_strace
+def test_training_stays_offline_and_inside_the_data_and_cache_dirs(tmp_path: Path) -> None:
+    """A first training run for a new user (empty HOME, so the GGUF is dequantised into the default cache dir):
+    no network attempt, no write outside the data and cache dirs (no ~/.cache/huggingface), private files."""
+    user = UserHome(tmp_path / "home", tmp_path / "cwd")
+    user.home.mkdir()
+    user.cwd.mkdir()
+    done, trace = user.run(sys.executable, "-c", TRAIN_ONE_STEP, trace_file=tmp_path / "trace.txt")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "trained False" in done.stdout
+    user.assert_private(trace)
+    assert (user.data / "adapters" / "run-1" / "adapter.gguf").exists()
+    assert any(p.name == "model.safetensors" for p in (user.cache / "learning").rglob("*"))
+    for path in [*user.data.rglob("*"), *user.cache.rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, path
