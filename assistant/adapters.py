@@ -116,7 +116,7 @@ class AdapterSync:
                 backend.set_adapter(None)
                 return f"The adapter could not be looked up, so the base model answers ({_cause(exc)})."
         if wanted.path == backend.adapter_path:
-            backend.adapter_version = wanted.version
+            backend.set_adapter(wanted.path, wanted.version)  # nothing to swap; the label may have changed
             return None
         key = _file_key(wanted.path) if wanted.path is not None else None
         if key is not None and key == self._failed:
