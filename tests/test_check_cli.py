@@ -119,7 +119,6 @@ def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
 
 
 def test_two_thousand_realistic_lines_give_two_thousand_answers_in_order(tmp_path: Path) -> None:
-    from assistant.checks.run import check
     from bench.check_cli_data import build
 
     # What `python -m bench checkcli` times: 300-500 character replies against shared contexts, about one in three
@@ -143,10 +142,44 @@ def test_two_thousand_realistic_lines_give_two_thousand_answers_in_order(tmp_pat
     assert sum(bool(a["pii"]) for a in got) > 400
     assert sum(a["redacted"] != item["text"] for item, a in zip(items, got, strict=True)) > 300
     assert sum(bool(a["grounding"]["flagged"]) for a in got) > 400
-    for i in range(0, 2000, 50):
-        item = items[i]
-        alone = check(CheckInput(item["text"], tuple(item["context"]), tuple(item.get("user_inputs", ()))))
-        assert got[i] == json.loads(json.dumps(alone.to_dict())), f"line {i + 1}"
+    # Checked one at a time in a process of their own (this one keeps no models loaded for the tests after it).
+    sample = list(range(0, 2000, 50))
+    code = (
+        "import json, sys\n"
+        "from assistant.checks.run import CheckInput, check\n"
+        "for item in json.load(sys.stdin):\n"
+        "    alone = check(CheckInput(item['text'], tuple(item['context']), tuple(item.get('user_inputs', ()))))\n"
+        "    print(json.dumps(alone.to_dict()))\n"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([items[i] for i in sample]),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=ROOT,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    alone = [json.loads(line) for line in probe.stdout.splitlines()]
+    assert len(alone) == len(sample)
+    for i, expected in zip(sample, alone, strict=True):
+        assert got[i] == expected, f"line {i + 1}"
+
+
+def test_the_embedder_groups_texts_by_length_and_keeps_each_its_own_vector(embedder: Any) -> None:
+    import numpy as np
+
+    from storage.embedder import TOKEN_BUDGET
+
+    # Lengths from one word to past the model's limit, shuffled: several length groups, each padded to its longest.
+    words = "the cat sat on a warm mat near Porto in 2019 while Ana wrote".split()
+    texts = [" ".join(words[j % len(words)] for j in range(n)) for n in (1, 300, 7, 40, 2, 120, 13, 60, 5, 25) * 12]
+    assert sum(len(t.split()) for t in texts) > 3 * TOKEN_BUDGET
+    together = np.array(embedder.embed(texts))
+    alone = np.array([embedder.embed([t])[0] for t in texts])
+    assert together.shape == (len(texts), 384)
+    assert np.allclose(together, alone, atol=1e-5)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
 
 
 MALFORMED: list[tuple[bytes, str]] = [
