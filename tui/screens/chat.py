@@ -1,8 +1,8 @@
 """The main screen: conversations on the left, the chat on the right, the reply streaming from a worker thread.
 
 The screen holds the layout and the open conversation; its actions live beside it, one concern each: chat turns
-(``chat_turns``: send, stop, regenerate, retry, edit), feedback on replies (``chat_feedback``) and whole
-conversations and the memory (``chat_conversations``).
+(``chat_turns``: send, stop, regenerate, retry, edit), feedback on replies (``chat_feedback``), the checker's
+badges and their "why" (``chat_checks``) and whole conversations and the memory (``chat_conversations``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input
 from assistant import conversations
 from assistant.errors import AssistantError
 from assistant.recalled import recalled_for
+from tui.screens.chat_checks import CheckActions
 from tui.screens.chat_conversations import ConversationActions, memory_state
 from tui.screens.chat_feedback import FeedbackActions
 from tui.screens.chat_turns import TurnActions
@@ -51,14 +52,14 @@ SESSION_ACTIONS = frozenset(
 )
 
 
-class ChatScreen(TurnActions, FeedbackActions, ConversationActions, Screen[None]):
+class ChatScreen(TurnActions, FeedbackActions, CheckActions, ConversationActions, Screen[None]):
     """Sidebar, chat view, prompt and status bar, and the conversation that is open."""
 
     AUTO_FOCUS = "#prompt"
 
     BINDINGS = [
         Binding("escape", "stop", "Stop"),
-        Binding("ctrl+n", "new_chat", "New"),
+        Binding("ctrl+n", "new_chat", "New", show=False),  # the sidebar has its button; the footer needs the room
         Binding("f2", "rename_chat", "Rename", show=False),
         Binding("f8", "delete_chat", "Delete", show=False),
         Binding("ctrl+l", "filter", "Filter", show=False),
@@ -69,6 +70,7 @@ class ChatScreen(TurnActions, FeedbackActions, ConversationActions, Screen[None]
         Binding("f6", "regenerate", "Regen", priority=True),  # the prompt (a TextArea) binds F6 and F7 too
         Binding("f7", "edit_message", "Edit", priority=True),
         Binding("f9", "copy_reply", "Copy"),
+        Binding("ctrl+s", "why", "Why"),
         Binding("ctrl+r", "memory", "Memory", show=False),
         Binding("ctrl+g", "toggle_memory", "Memory on/off", show=False),
     ]

@@ -165,6 +165,7 @@ class TurnActions:
             await reply.finish(
                 message_id=result.message_id, tokens_per_s=result.tokens_per_s, marker=marker, error=error
             )
+            await self.show_verdict(reply, result)
             if result.tokens_per_s:
                 self.status.tokens_per_s = result.tokens_per_s
             self.status.state = "stopped" if result.finish_reason == "cancelled" else "ready"

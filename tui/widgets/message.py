@@ -11,8 +11,11 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from assistant.checks import ReplyCheck
 from assistant.recalled import RecalledItem
 from storage.records import Message
+from tui.widgets.check_badge import CheckBadge, valid_badge
+from tui.widgets.checked_markdown import CheckedMarkdown, highlights, mark
 from tui.widgets.notes import TRIMMED_MESSAGE, FailedTurn, TurnNotice
 from tui.widgets.recalled import Recalled
 
@@ -80,14 +83,16 @@ class Reply(Vertical):
         self.notice: str | None = None
         self.streaming = False
         self.recalled: list[RecalledItem] = []  # what the reply was given from memory
+        # The checker's verdict (None: never checked, e.g. older replies or the checker off).
+        self.check = ReplyCheck.from_json(message.checks) if message else None
+        self.badge = valid_badge(message.badge if message else None) or (self.check.badge if self.check else None)
         self._stream: MarkdownStream | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(self.meta_text(), classes="meta")
-        if renders_blank(self.content):
-            yield Static(Text(self.content), classes="body plain")
-        else:
-            yield Markdown(self.content, classes="body")
+        yield self._body()
+        if self.badge:
+            yield CheckBadge(self.badge, self.check)
         if self.notice:
             yield TurnNotice(self.notice)
         if self.error:
@@ -95,12 +100,31 @@ class Reply(Vertical):
         if self.recalled:
             yield Recalled(self.recalled)
 
+    def _body(self) -> Static | Markdown:
+        if renders_blank(self.content):  # show what the model wrote rather than blank space
+            return Static(Text(self.content), classes="body plain")
+        return CheckedMarkdown(mark(self.content, highlights(self.check)), classes="body")
+
+    async def show_check(self, text: str, badge: str | None, check: ReplyCheck | None) -> None:
+        """The turn is over: show the reply as stored (the checker may have masked more at its end), its
+        flagged spans highlighted, and its badge."""
+        self.check = check
+        self.badge = valid_badge(badge) or (check.badge if check else None)
+        if text != self.content or highlights(check):
+            self.content = text
+            old = self.query_one(".body")
+            await self.mount(self._body(), after=old)
+            await old.remove()
+        await self.query(CheckBadge).remove()
+        if self.badge:
+            await self.mount(CheckBadge(self.badge, check), after=self.query_one(".body"))
+
     async def show_notice(self, text: str | None) -> None:
         """Say under the reply what the user should know about its turn (kept in the transcript)."""
         self.notice = text
         await self.query(TurnNotice).remove()
         if text:
-            await self.mount(TurnNotice(text), after=self.query_one(".body"))
+            await self.mount(TurnNotice(text), after=self.query(".body, CheckBadge").last())
 
     async def show_recalled(self, items: list[RecalledItem]) -> None:
         """Show (under the body, collapsed) the memories this reply was given."""
@@ -162,7 +186,7 @@ class Reply(Vertical):
             await body.remove()
         if error:
             self.error = error
-            await self.mount(FailedTurn(error), after=self.query(".body, TurnNotice").last())
+            await self.mount(FailedTurn(error), after=self.query(".body, CheckBadge, TurnNotice").last())
 
     def on_click(self) -> None:
         self.post_message(self.Clicked(self))

@@ -1,0 +1,64 @@
+"""The checker on the chat screen: a finished turn's reply shown as stored with its badge, and Ctrl+S (or a click
+on the badge) says why. The verdict comes with the turn's result (``result.checks``, ``result.badge``) or, from a
+turn that does not carry it, from the stored message."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from assistant import conversations
+from assistant.checks import ReplyCheck
+from assistant.errors import AssistantError
+from tui.widgets.check_badge import CheckBadge
+from tui.widgets.message import Reply
+
+if TYPE_CHECKING:
+    from assistant.turn import TurnResult
+    from tui.screens.chat_host import ChatHost
+
+NOT_CHECKED = "This reply was not checked (it was written before the checker, or with the checker off)."
+
+
+class CheckActions:
+    """The checker's part of ChatScreen (a mixin: ``self`` is the chat screen)."""
+
+    def verdict_of(self: ChatHost, result: TurnResult) -> tuple[str | None, ReplyCheck | None]:
+        """The badge and verdict of a finished turn: from its result, else as the after-reply step stored them."""
+        data: Any = getattr(result, "checks", None)
+        if isinstance(data, dict):
+            check = ReplyCheck.from_dict(data)
+            return getattr(result, "badge", None) or check.badge, check
+        try:
+            messages = conversations.messages(self.store, result.conversation_id)
+        except AssistantError:
+            return None, None  # the reply is on screen; a verdict that cannot be read is only not shown
+        stored = [m for m in messages if m.id == result.message_id]
+        if not stored:
+            return None, None
+        return stored[0].badge, ReplyCheck.from_json(stored[0].checks)
+
+    async def show_verdict(self: ChatHost, reply: Reply, result: TurnResult) -> None:
+        """Re-render the finished reply from the text that was stored, with its highlights and badge."""
+        badge, check = self.verdict_of(result)
+        await reply.show_check(result.reply, badge, check)
+
+    def action_why(self: ChatHost) -> None:
+        """Ctrl+S: why the picked reply (else the last) has its badge."""
+        reply = self.chat.target_reply()
+        if reply is None or reply.message_id is None:
+            self.notify("There is no finished reply here yet.", severity="warning")
+            return
+        self.open_why(reply)
+
+    def open_why(self: ChatHost, reply: Reply) -> None:
+        if reply.badge is None:
+            self.notify(NOT_CHECKED, markup=False)
+            return
+        from tui.screens.check_why import CheckWhyScreen
+
+        self.app.push_screen(CheckWhyScreen(reply.badge, reply.check))
+
+    def on_check_badge_clicked(self: ChatHost, message: CheckBadge.Clicked) -> None:
+        reply = next((a for a in message.badge.ancestors if isinstance(a, Reply)), None)
+        if reply is not None:
+            self.open_why(reply)
