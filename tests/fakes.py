@@ -19,8 +19,11 @@ class FakeBackend:
         self.delay_s = delay_s
         self.prompts: list[str] = []
         self.fail_after: int | None = None
-        # When set, the stream waits on it after its first word: a reply that cannot end before the test lets it.
+        # When set, the stream waits on it after its first ``hold_after`` words: a reply that cannot end before the
+        # test lets it (the checker's stream guard holds the last few words back, so a test that waits for text on
+        # screen holds after more than those).
         self.hold: threading.Event | None = None
+        self.hold_after = 1
         self.closed = False
 
     def count_tokens(self, text: str) -> int:
@@ -43,7 +46,7 @@ class FakeBackend:
             text = word if i == 0 else " " + word
             last = i == len(words) - 1
             yield Chunk(text, 1, time.perf_counter() - started, "stop" if last else None)
-            if self.hold is not None:
+            if self.hold is not None and i + 1 >= self.hold_after:
                 self.hold.wait()
 
     def close(self) -> None:

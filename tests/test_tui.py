@@ -503,8 +503,9 @@ async def test_clicking_a_reply_picks_it_for_feedback(fake_session: Session, sto
 async def test_quitting_mid_reply_keeps_the_partial_reply(
     fake_session: Session, fake_backend: FakeBackend, store: Store
 ) -> None:
-    fake_backend.replies = [" ".join(f"word{i}" for i in range(400))]
-    fake_backend.hold = threading.Event()  # after its first word, the model waits for the test
+    fake_backend.replies = [" ".join(["word"] * 400)]
+    fake_backend.hold = threading.Event()  # after its first words, the model waits for the test
+    fake_backend.hold_after = 8  # more than the checker's stream guard holds back
     app = AssistantApp(session=fake_session)
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, app, "talk for a while")
@@ -521,7 +522,7 @@ async def test_quitting_mid_reply_keeps_the_partial_reply(
         await pilot.press("ctrl+q")
     reply = store.messages(store.list_conversations()[0].id)[-1]
     assert reply.role == "assistant" and reply.finish_reason == "cancelled" and not reply.complete
-    assert reply.content.startswith("word0") and len(reply.content.split()) < 400
+    assert reply.content.startswith("word word") and len(reply.content.split()) < 400
 
 
 async def test_the_app_opens_its_own_store_and_model_after_the_first_frame(store: Store) -> None:
