@@ -33,7 +33,13 @@ SHAPES = {"attn_q": (576, 576), "attn_v": (576, 192), "ffn_down": (1536, 576)}
 
 
 def write_lora(
-    path: Path, *, seed: int = 0, scale: float = 0.05, rank: int = 4, arch: str = "llama", layers: tuple[int, ...] = (0, 1)
+    path: Path,
+    *,
+    seed: int = 0,
+    scale: float = 0.05,
+    rank: int = 4,
+    arch: str = "llama",
+    layers: tuple[int, ...] = (0, 1),
 ) -> Path:
     """A valid llama.cpp GGUF LoRA adapter for SmolLM2 (random weights)."""
     import gguf
@@ -89,7 +95,9 @@ class Counting:
         return self.backend
 
 
-def session_on(store: Store, settings: Settings, home: Path, backend: Backend, **kwargs: Any) -> tuple[Session, Counting]:
+def session_on(
+    store: Store, settings: Settings, home: Path, backend: Backend, **kwargs: Any
+) -> tuple[Session, Counting]:
     loader = Counting(backend)
     return Session(store, settings, home=home, loader=loader, use_memory=False, **kwargs), loader
 
@@ -189,7 +197,9 @@ def test_a_truncated_adapter_is_one_sentence_and_the_base_model_keeps_answering(
     assert notice is None and text == base_text and result.adapter is None
 
 
-def test_a_garbage_adapter_file_never_reaches_llama_cpp(store: Store, settings: Settings, home: Path, backend: Backend) -> None:
+def test_a_garbage_adapter_file_never_reaches_llama_cpp(
+    store: Store, settings: Settings, home: Path, backend: Backend
+) -> None:
     session, _ = session_on(store, settings, home, backend)
     path = adapters_dir(home) / "junk.gguf"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,3 +366,24 @@ def test_chat_json_names_the_adapter_and_no_adapter_uses_the_base_model(store: S
     assert adapted["adapter"] == f"v{version}" and plain["adapter"] is None
     assert adapted["reply"] != plain["reply"]
     assert store.get_message(adapted["message_id"]).adapter == f"v{version}"
+
+
+async def test_the_tui_status_bar_shows_the_adapter_a_turn_used(
+    store: Store, settings: Settings, home: Path, backend: Backend
+) -> None:
+    """A promoted adapter is picked up by the running TUI at its next turn, and the status bar says which."""
+    from tests.test_tui import SIZE, send, settle
+    from tui.app import AssistantApp
+
+    session, loader = session_on(store, settings, home, backend)
+    app = AssistantApp(session=session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, PROMPT)
+        await settle(pilot, app)
+        assert app.main.status.adapter == "none"
+        set_active(store, register(store, home))  # what `assistant learn` does when it promotes
+        await send(pilot, app, PROMPT)
+        await settle(pilot, app)
+        reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
+        assert app.main.status.adapter == reply.adapter == session.adapter_version and reply.adapter
+    assert loader.loads == 1  # swapped, never reloaded

@@ -176,6 +176,7 @@ class AssistantApp(App[None]):
             self.fail(for_tui(message.error))
         else:
             self.model_failed = None
+            status.adapter = self.session.adapter_version or "none"
             if not self.main.generating:
                 status.state = "ready"
 

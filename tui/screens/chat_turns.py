@@ -133,6 +133,7 @@ class TurnActions:
         # On a CPU a long prompt takes seconds to read before the first word: say so rather than look stuck.
         self.status.state = "reading prompt"
         self.status.model = turn.backend.name
+        self.status.adapter = turn.adapter or "none"  # as swapped in at the start of this turn
         self.conversation_id = turn.conversation_id
         if message.rerender:  # the replaced messages leave the transcript; the reply row may already exist
             shown = conversations.messages(self.store, turn.conversation_id)
