@@ -43,7 +43,7 @@ def _render(tokenizer: Any, messages: Sequence[Message], generation_prompt: bool
 
 
 def encode(tokenizer: Any, messages: Sequence[Message], max_seq_len: int) -> Encoded | None:
-    """Tokenise one chat; None when nothing of an assistant turn fits in ``max_seq_len`` tokens."""
+    """Tokenise one chat (its last ``max_seq_len`` tokens); None when it has no assistant turn to learn."""
     for message in messages:
         if message.get("role") not in ("system", "user", "assistant") or not isinstance(message.get("content"), str):
             raise InputError(f"A training example has a message that is not a chat turn: {str(message)[:80]!r}.")
@@ -62,8 +62,9 @@ def encode(tokenizer: Any, messages: Sequence[Message], max_seq_len: int) -> Enc
             if start != -1:
                 spans.append((start, start + len(message["content"])))
     encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoding["input_ids"])[:max_seq_len]
-    offsets = list(encoding["offset_mapping"])[: len(ids)]
+    # Too long: the start goes (a long pasted text, early turns), so the reply that ends the chat is kept.
+    ids = list(encoding["input_ids"])[-max_seq_len:]
+    offsets = list(encoding["offset_mapping"])[-len(ids) :]
     labels = [
         token if any(lo <= first < hi for lo, hi in spans) else IGNORE
         for token, (first, _) in zip(ids, offsets, strict=True)
