@@ -22,6 +22,12 @@ SUBCOMMANDS = {
 }
 
 
+def register(name: str, module: str, attr: str, help_text: str) -> None:
+    """Add a lazily imported subcommand from a package above this one (the launcher adds `learn`: the assistant
+    package must not import the learning package)."""
+    SUBCOMMANDS[name] = (module, attr, help_text)
+
+
 def check_arguments(args: list[str]) -> None:
     """Refuse an argument that is not UTF-8 text, for every command at once, before anything is stored.
 
