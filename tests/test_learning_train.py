@@ -365,3 +365,49 @@ def test_training_stays_offline_and_inside_the_data_and_cache_dirs(tmp_path: Pat
     assert any(p.name == "model.safetensors" for p in (user.cache / "learning").rglob("*"))
     for path in [*user.data.rglob("*"), *user.cache.rglob("*")]:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+# -- a signal -----------------------------------------------------------------------------------------------------
+
+TRAIN_UNTIL_SIGNALLED = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+from tests.test_learning_train import EXAMPLES, SHORT, gguf_path
+from learning.base_model import load_base
+from learning.train import train
+
+def report(progress):
+    print("step", progress.step, flush=True)
+
+train(EXAMPLES, load_base(gguf_path()), Path(sys.argv[1]), replace(SHORT, iters=200), report)
+"""
+
+
+def test_sigterm_finishes_the_step_and_leaves_a_resumable_checkpoint(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-c", TRAIN_UNTIL_SIGNALLED, str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert child.stdout is not None
+    first = child.stdout.readline()  # waits for the first finished step
+    assert first.startswith("step"), (first, child.stderr.read() if child.stderr else "")
+    assert not (out / CHECKPOINT).exists()  # checkpoint_every is 100: only the stop writes one
+    child.send_signal(signal.SIGTERM)
+    _, stderr = child.communicate()
+    assert child.returncode != 0 and "Training stopped after step" in stderr, stderr[-2000:]
+    assert (out / CHECKPOINT).exists()
+
+    def stop_at_once(progress: Progress) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train(EXAMPLES, load_base(gguf_path()), out, replace(SHORT, iters=200), stop_at_once)
+    import torch
+
+    # The signal landed during step 2 or later; one more step on top of it proves the run resumed, not restarted.
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    assert len(state["losses"]) >= 3, "the resumed run did not start from the signalled run's checkpoint"
