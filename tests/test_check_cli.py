@@ -100,7 +100,8 @@ def test_worker_processes_give_the_same_answers_in_the_same_order() -> None:
     items: list[Any] = [
         {
             "text": f"Reply {i}: Ana lives in {'Porto' if i % 3 else 'Lisbon'}, mail ana{i}@example.com.",
-            "context": CONTEXT,
+            # Five contexts, shared unevenly: a batch is split among the workers by context, and evenly.
+            "context": CONTEXT if i % 4 else [*CONTEXT, f"Ana's note number {i % 5}."],
         }
         for i in range(200)
     ]

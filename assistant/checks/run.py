@@ -11,6 +11,7 @@ is one sentence; the command writes that sentence as the line's ``{"error": ...}
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -155,32 +156,76 @@ class Checker:
     """Checks batches in this process (``jobs`` 1) or in that many worker processes, each with its own detectors.
 
     The embedder takes most of the time, and it is fastest on one thread per process: more cores are used by more
-    processes. :meth:`submit` returns a future; the caller collects them in order.
+    processes. A batch is split evenly among the workers, by context where it can be: the lines sharing one go to
+    the same worker, whose caches (source vectors, the context's index) then serve them all, rather than every
+    worker embedding every context; lines without a context are dealt out in turn. :meth:`submit` returns a
+    future of the batch's results in order; the caller collects them in order.
     """
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
-        self._pool: Any = None
+        self._pools: list[Any] = []
         if self.jobs > 1:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
             # spawn: the parent runs a reader thread, which a fork would copy in an unknown state.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_start_worker)
+            self._pools = [
+                ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker) for _ in range(self.jobs)
+            ]
 
     def submit(self, items: Sequence[CheckInput]) -> Future[list[CheckResult | str]]:
-        if self._pool is not None and items:
-            future: Future[list[CheckResult | str]] = self._pool.submit(check_explained, list(items))
-            return future
+        if self._pools and items:
+            return self._spread(items)
         done: Future[list[CheckResult | str]] = Future()
         done.set_result(check_explained(items) if items else [])
         return done
 
+    def _spread(self, items: Sequence[CheckInput]) -> Future[list[CheckResult | str]]:
+        shares: list[list[int]] = [[] for _ in self._pools]
+        fair = -(-len(items) // len(shares))  # no worker takes more than its part: one context may fill a batch
+        over: list[int] = []
+        for at, item in enumerate(items):
+            share = shares[hash(item.context) % len(shares) if item.context else at % len(shares)]
+            (share if len(share) < fair else over).append(at)
+        for at in over:
+            min(shares, key=len).append(at)
+        parts = [
+            (share, self._pools[n].submit(check_explained, [items[i] for i in share]))
+            for n, share in enumerate(shares)
+            if share
+        ]
+        combined: Future[list[CheckResult | str]] = Future()
+        lock = threading.Lock()
+        left = [len(parts)]
+
+        def collect(_: Future[list[CheckResult | str]]) -> None:
+            with lock:
+                left[0] -= 1
+                if left[0]:
+                    return
+            if any(f.cancelled() for _, f in parts):  # the run is stopping (Ctrl+C, a closed pipe)
+                combined.cancel()
+                return
+            failed = next((f.exception() for _, f in parts if f.exception() is not None), None)
+            if failed is not None:
+                combined.set_exception(failed)
+                return
+            out: list[CheckResult | str] = [""] * len(items)
+            for share, future in parts:
+                for i, result in zip(share, future.result(), strict=True):
+                    out[i] = result
+            combined.set_result(out)
+
+        for _, future in parts:
+            future.add_done_callback(collect)
+        return combined
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        for pool in self._pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._pools = []
 
 
 # -- input lines --------------------------------------------------------------------------------------------------
