@@ -30,6 +30,7 @@ PARTS = (
     "privacy",
     "checkcli",
     "stream",
+    "personal",
 )
 
 
@@ -115,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         check_stream,
         multi_turn,
         oneshot,
+        personal,
         quality,
         recall,
         rss,
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         "privacy": (lambda: check_privacy.run(reps=max(3, args.reps)), check_privacy.rows),
         "checkcli": (check_cli.run, check_cli.rows),
         "stream": (lambda: check_stream.run(reps=max(3, args.reps)), check_stream.rows),
+        "personal": (lambda: personal.run(reps=max(2, args.reps - 3)), personal.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
