@@ -139,7 +139,10 @@ def _save_copy(model: Any, tokenizer: Any, folder: Path) -> None:
     """Save next to the final place, then rename: a run killed mid-save leaves no half copy behind."""
     root = ensure_private_dir(learning_cache_dir())
     for stale in root.iterdir():  # older formats of any model, and half copies of killed runs
-        if stale.name.endswith(".partial") or (stale.is_dir() and not stale.name.endswith(f"-v{CACHE_FORMAT}")):
+        if stale.name.endswith(".partial"):
+            if time.time() - stale.stat().st_mtime > 3600:  # a younger one may be another process's, still saving
+                shutil.rmtree(stale, ignore_errors=True)
+        elif stale.is_dir() and not stale.name.endswith(f"-v{CACHE_FORMAT}"):
             shutil.rmtree(stale, ignore_errors=True)
     partial = root / f"{folder.name}.{os.getpid()}.partial"
     try:

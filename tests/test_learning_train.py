@@ -126,6 +126,34 @@ def test_loss_falls_and_progress_is_reported(trained: Trained) -> None:
           f"peak RSS {trained.result.peak_rss_mb:.0f} MiB")  # fmt: skip
 
 
+def test_only_the_assistant_turns_are_learned(trained: Trained) -> None:
+    from learning import batches
+
+    tokenizer = trained.base.tokenizer
+    chat = [*EXAMPLES[0][:3], {"role": "user", "content": "And my cat?"}, {"role": "assistant", "content": "Miso."}]
+    encoded = batches.encode(tokenizer, chat, 512)
+    assert encoded is not None
+    learned = [t for t in encoded.labels if t != batches.IGNORE]
+    assert tokenizer.decode(learned) == "Your dog is called Bramble.<|im_end|>\nMiso.<|im_end|>\n"
+    # Too long: the start goes and the reply stays.
+    cut = batches.encode(tokenizer, chat, 12)
+    assert cut is not None and len(cut.ids) == 12 and tokenizer.decode(cut.ids).endswith("Miso.<|im_end|>\n")
+
+
+def test_steps_are_seeded_and_micro_batches_keep_the_budget() -> None:
+    from learning import batches
+
+    plan = batches.plan_steps(10, 4, 2, 0, seed=7)
+    assert [len(step) for step in plan] == [4, 4, 2, 4, 4, 2]
+    assert sorted(sum(plan[:3], [])) == list(range(10))  # each epoch sees every example once
+    assert plan == batches.plan_steps(10, 4, 2, 0, seed=7) != batches.plan_steps(10, 4, 2, 0, seed=8)
+    encoded = [batches.Encoded(tuple(range(n)), tuple(range(n))) for n in (30, 10, 50, 20, 90)]
+    groups = batches.micro_batches(encoded, range(5), 100)
+    assert sorted(sum(groups, [])) == list(range(5))
+    for group in groups:
+        assert len(group) == 1 or max(len(encoded[i].ids) for i in group) * len(group) <= 100, groups
+
+
 def test_cached_copy_is_private(trained: Trained) -> None:
     folder = trained.base.folder
     assert folder.parent == learning_cache_dir() and (folder / "complete").exists()
