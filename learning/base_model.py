@@ -117,7 +117,13 @@ def _load_folder(folder: Path) -> tuple[Any, Any]:
 
 
 def _load_gguf(gguf: Path) -> tuple[Any, Any]:
+    import functools
+
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # Its dequantising bar (plain tqdm, deaf to transformers' switch) would land in the job's own progress display.
+    gguf_utils.tqdm = functools.partial(gguf_utils.tqdm, disable=True)
 
     try:
         model = AutoModelForCausalLM.from_pretrained(

@@ -176,8 +176,9 @@ def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 @pytest.fixture(scope="module")
 def short_run(trained: Trained, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Three steps, uninterrupted: what the determinism and resume checks compare against."""
-    result = train(EXAMPLES, load_base(gguf_path()), tmp_path_factory.mktemp("short"), SHORT)
-    return {"weights": weights(result), "losses": result.losses}
+    base = load_base(gguf_path())
+    result = train(EXAMPLES, base, tmp_path_factory.mktemp("short"), SHORT)
+    return {"weights": weights(result), "losses": result.losses, "result": result, "base": base}
 
 
 def test_same_seed_gives_the_same_adapter(short_run: dict[str, Any], tmp_path: Path) -> None:
@@ -258,6 +259,21 @@ def test_export_without_qk_permutation_fails_verification(verified: dict[str, Ve
     print("unpermuted", wrong.to_dict())
     assert not wrong.passed
     assert wrong.shift_cosine < right.shift_cosine and wrong.kl > right.kl
+
+
+def test_a_weak_adapter_is_verified_too(short_run: dict[str, Any], tmp_path: Path) -> None:
+    """Three steps shift the logits less than Q4_1's own noise: the comparison amplifies the adapter on both sides."""
+    result, base = short_run["result"], short_run["base"]
+    right = export_gguf(result.adapter_dir, gguf_path(), tmp_path / "right.gguf")
+    wrong = export_gguf(result.adapter_dir, gguf_path(), tmp_path / "wrong.gguf", permute_qk=False)
+    checked = {
+        name: verify_adapter(result.model, base, info.path, CHATS)
+        for name, info in (("right", right), ("wrong", wrong))
+    }
+    print({name: v.to_dict() for name, v in checked.items()})
+    assert checked["right"].passed, checked["right"].reasons
+    assert not checked["wrong"].passed
+    assert checked["right"].scale > 1.0
 
 
 def test_llama_cpp_with_the_adapter_answers_the_taught_fact(exported: dict[str, ExportInfo]) -> None:
