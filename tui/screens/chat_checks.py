@@ -1,14 +1,12 @@
 """The checker on the chat screen: a finished turn's reply shown as stored with its badge, and Ctrl+S (or a click
-on the badge) says why. The verdict comes with the turn's result (``result.checks``, ``result.badge``) or, from a
-turn that does not carry it, from the stored message."""
+on the badge) says why. The verdict comes with the turn's result (``result.checks``, ``result.badge``); an old
+conversation's from its stored messages."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from assistant import conversations
 from assistant.checks import ReplyCheck
-from assistant.errors import AssistantError
 from tui.widgets.check_badge import CheckBadge
 from tui.widgets.message import Reply
 
@@ -22,20 +20,13 @@ NOT_CHECKED = "This reply was not checked (it was written before the checker, or
 class CheckActions:
     """The checker's part of ChatScreen (a mixin: ``self`` is the chat screen)."""
 
-    def verdict_of(self: ChatHost, result: TurnResult) -> tuple[str | None, ReplyCheck | None]:
-        """The badge and verdict of a finished turn: from its result, else as the after-reply step stored them."""
-        data: Any = getattr(result, "checks", None)
-        if isinstance(data, dict):
-            check = ReplyCheck.from_dict(data)
-            return getattr(result, "badge", None) or check.badge, check
-        try:
-            messages = conversations.messages(self.store, result.conversation_id)
-        except AssistantError:
-            return None, None  # the reply is on screen; a verdict that cannot be read is only not shown
-        stored = [m for m in messages if m.id == result.message_id]
-        if not stored:
+    @staticmethod
+    def verdict_of(result: TurnResult) -> tuple[str | None, ReplyCheck | None]:
+        """The badge and verdict of a finished turn (none when the checker is off)."""
+        if result.checks is None:
             return None, None
-        return stored[0].badge, ReplyCheck.from_json(stored[0].checks)
+        check = ReplyCheck.from_dict(result.checks)
+        return result.badge or check.badge, check
 
     async def show_verdict(self: ChatHost, reply: Reply, result: TurnResult) -> None:
         """Re-render the finished reply from the text that was stored, with its highlights and badge."""
