@@ -119,12 +119,13 @@ def child_plain(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_decode(opts: dict[str, Any]) -> dict[str, Any]:
-    from assistant.models import smollm2_path
-    from assistant.runtime.base import GenerationParams
-    from assistant.runtime.llama import LlamaBackend
+    from assistant.config import Settings
+    from assistant.models import ModelSpec, smollm2_path
+    from assistant.runtime import GenerationParams, load_backend
 
     adapter = Path(opts["adapter"]) if opts.get("adapter") else None
-    backend = LlamaBackend(_gguf(smollm2_path), name="smollm2", n_ctx=1024, threads=opts["threads"], adapter=adapter)
+    spec = ModelSpec("smollm2", _gguf(smollm2_path), "bundled")
+    backend = load_backend(spec, Settings(threads=opts["threads"]), adapter, n_ctx=1024)
     prompt = backend.format_chat([{"role": "user", "content": DECODE_PROMPT}])
     params = GenerationParams(temperature=0, max_tokens=opts["max_tokens"], seed=42, cut_loops=False)
     first, produced, after_first = 0.0, 0, 0
