@@ -119,25 +119,30 @@ def child_plain(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_decode(opts: dict[str, Any]) -> dict[str, Any]:
-    from assistant.config import Settings
-    from assistant.models import ModelSpec, smollm2_path
-    from assistant.runtime import GenerationParams, load_backend
+    """Decode speed as generation sees it: one token per llama.cpp decode, over a fixed text, so that a reply
+    ending early (an adapter trained on short answers) cannot change how much is measured."""
+    from llama_cpp import Llama
 
-    adapter = Path(opts["adapter"]) if opts.get("adapter") else None
-    spec = ModelSpec("smollm2", _gguf(smollm2_path), "bundled")
-    backend = load_backend(spec, Settings(threads=opts["threads"]), adapter, n_ctx=1024)
-    prompt = backend.format_chat([{"role": "user", "content": DECODE_PROMPT}])
-    params = GenerationParams(temperature=0, max_tokens=opts["max_tokens"], seed=42, cut_loops=False)
-    first, produced, after_first = 0.0, 0, 0
-    for chunk in backend.stream(prompt, params):
-        if first:
-            after_first += chunk.tokens
-        elif chunk.tokens:
-            first = time.perf_counter()  # decode speed: from the first token on (prompt reading excluded)
-        produced += chunk.tokens
-    end = time.perf_counter()
-    backend.close()
-    return {"tokens_per_s": after_first / (end - first) if after_first else 0.0, "tokens": produced}
+    from assistant.models import smollm2_path
+    from assistant.runtime.gguf import check_adapter
+
+    gguf = _gguf(smollm2_path)
+    adapter = opts.get("adapter")
+    if adapter:
+        check_adapter(Path(adapter), gguf)  # llama.cpp must never see a file it would refuse (it crashes later)
+    llm = Llama(
+        model_path=str(gguf), n_ctx=1024, n_threads=opts["threads"], n_threads_batch=opts["threads"],
+        lora_path=adapter, verbose=False,
+    )  # fmt: skip
+    text = " ".join([DECODE_PROMPT] * 40)
+    tokens = llm.tokenize(text.encode())[: opts["max_tokens"]]
+    llm.eval(tokens[:1])
+    started = time.perf_counter()
+    for token in tokens[1:]:
+        llm.eval([token])
+    elapsed = time.perf_counter() - started
+    llm.close()
+    return {"tokens_per_s": (len(tokens) - 1) / elapsed, "tokens": len(tokens)}
 
 
 CHILDREN = {"load": child_load, "train": child_train, "plain": child_plain, "decode": child_decode}
