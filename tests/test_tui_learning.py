@@ -178,8 +178,8 @@ async def test_the_screen_lists_seeded_runs_scores_and_adapters(
         detail = str(screen.query_one("#run-detail", Static).render())
         assert "general 60% (base 90%)" in detail and "more than 5 points worse" in detail  # the gate's reason
         plot = str(screen.query_one("#scores", Static).render())
-        assert "about you" in plot and "last 2 scored runs" in plot and "█" in plot
-        assert "loss 2.500 -> 1.400 over 3 steps" in str(screen.query_one("#loss", Static).render())
+        assert "about you" in plot and "2 scored runs" in plot and "█" in plot
+        assert "training loss 2.500 -> 1.400 over 3 steps" in str(screen.query_one("#loss", Static).render())
 
         adapters = screen.query_one("#adapters", DataTable)
         assert cells(adapters, 1) == [f"v{second}", f"v{first}"]
@@ -187,9 +187,7 @@ async def test_the_screen_lists_seeded_runs_scores_and_adapters(
         assert "about you 90%" in cells(adapters, 4)[0] and cells(adapters, 5) == ["this one", "this one"]
 
 
-async def test_activate_and_rollback_change_the_active_adapter(
-    fake_session: Session, store: Store, home: Path
-) -> None:
+async def test_activate_and_rollback_change_the_active_adapter(fake_session: Session, store: Store, home: Path) -> None:
     first, second = seed_adapters(store, home)
     base, _ = smollm2_base(store, home)
     app = AssistantApp(session=fake_session)

@@ -20,6 +20,7 @@ from textual.screen import ModalScreen, Screen
 from textual.theme import Theme
 
 from assistant.errors import AssistantError
+from tui.background_learn import BackgroundLearn, LearnUpdate
 from tui.screens.chat import ChatScreen
 from tui.widgets.notes import for_tui
 
@@ -33,7 +34,7 @@ THEMES = {"dark": "textual-dark", "light": "textual-light"}
 SETTING_OF_THEME = {theme: name for name, theme in THEMES.items()}
 
 # App actions that make no sense while a dialog is open.
-MAIN_ACTIONS = frozenset({"switch_model", "toggle_theme"})
+MAIN_ACTIONS = frozenset({"switch_model", "toggle_theme", "learning"})
 
 
 class AssistantApp(App[None]):
@@ -46,6 +47,7 @@ class AssistantApp(App[None]):
         Binding("f1", "help", "Help"),
         Binding("ctrl+o", "switch_model", "Model"),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
+        Binding("f10", "learning", "Learning", show=False),
     ]
 
     class Started(Message):
@@ -75,6 +77,7 @@ class AssistantApp(App[None]):
         self.session = session
         self._main: ChatScreen | None = None
         self.model_failed: str | None = None  # the model that could not be loaded (the switcher opens elsewhere)
+        self.learner = BackgroundLearn(self)  # "learn now": outlives the Learning screen
         self.theme = self.theme_for(settings.theme if settings else peek_theme())
         self._saved_theme = self.theme
 
@@ -109,6 +112,7 @@ class AssistantApp(App[None]):
             self.load_model()
 
     def on_unmount(self) -> None:
+        self.learner.stop()  # no training left running untended
         if self._main is not None:
             self._main.shutdown()
         if self._owns_session and self.session is not None:
@@ -230,6 +234,17 @@ class AssistantApp(App[None]):
         else:
             self._saved_theme = theme.name
 
+    def on_learn_update(self, message: LearnUpdate) -> None:
+        self.learner.apply(message)
+
+    def action_learning(self) -> None:
+        from tui.screens.learning import LearningScreen
+
+        if self.session is None:
+            self.notify("Still starting up; open the learning screen in a moment.")
+            return
+        self.push_screen(LearningScreen(self.session, self.learner))
+
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 
@@ -257,6 +272,10 @@ class AssistantApp(App[None]):
         yield SystemCommand(
             "Toggle memory", "Turn recall of earlier chats and facts on or off (Ctrl+G)", self.main.action_toggle_memory
         )
+        yield SystemCommand(
+            "Learning", "Learning runs, scores, adapters (activate, roll back) and learn now (F10)",
+            self.action_learning,
+        )  # fmt: skip
         yield SystemCommand("Help", "List the keys (F1)", self.action_help)
         yield from super().get_system_commands(screen)
 

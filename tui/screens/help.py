@@ -27,10 +27,10 @@ KEYS: list[tuple[str, str]] = [
     ("Ctrl+R", "memory: facts and recalled messages (search, add, delete, forget)"),
     ("Ctrl+G", "memory on / off (shown in the status bar)"),
     ("click “recalled”", "show the memories a reply was given"),
+    ("F10", "learning: runs, scores, adapters (activate, roll back), learn now"),
     ("Ctrl+O", "switch model"),
     ("Ctrl+T", "dark / light theme (a theme picked in the palette is saved too)"),
-    ("Ctrl+P", "command palette"),
-    ("F1", "this help"),
+    ("F1 / Ctrl+P", "this help / the command palette"),
     ("Ctrl+Q", "quit"),
 ]
 

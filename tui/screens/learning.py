@@ -71,6 +71,13 @@ def adapter_scores(metrics: dict[str, Any]) -> str:
     return " · ".join(parts) or "–"
 
 
+def training_line(losses: tuple[float, ...]) -> str:
+    """A run's loss curve in one line: first and last loss, and its moving average as a sparkline."""
+    from learning.report import smooth, sparkline
+
+    return f"loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} steps  {sparkline(smooth(losses), 40)}"
+
+
 def run_detail(run: RunRow) -> str:
     """The highlighted run in full: its scores against the base model's, and its sentence."""
     scores = ""
@@ -113,16 +120,9 @@ class LearningScreen(ModalScreen[None]):
         self._was_running = learner.running
 
     def compose(self) -> ComposeResult:
+        # The actions first, the scores last: on a short terminal the dialog scrolls, and the buttons stay in view.
         with VerticalScroll(id="dialog", classes="wide learning"):
             yield Static("Learning", classes="title")
-            yield Static("Runs", classes="section")
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="run-detail")
-            yield Static("Scores over time", classes="section")
-            yield Static(NO_SCORES, id="scores")
-            yield Static("", id="loss")
-            yield Static("Adapters", classes="section")
-            yield DataTable(id="adapters", cursor_type="row")
             with Horizontal(id="learn-bar"):
                 yield Button("Learn now", id="learn", variant="primary", compact=True)
                 yield Button("Cancel run", id="cancel-run", variant="error", compact=True)
@@ -132,10 +132,18 @@ class LearningScreen(ModalScreen[None]):
                 yield ProgressBar(id="learn-progress", show_eta=False)
                 yield Static("", id="learn-step")
             yield Static(
-                "L: learn now (in the background; the chat stays usable) · X: cancel the run · A: activate the "
+                "L: learn now, in the background (close this and chat meanwhile) · X: cancel it · A: activate the "
                 "highlighted adapter · R: roll back · Esc: close",
                 classes="hint",
             )
+            yield Static("Runs", classes="section")
+            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="run-detail")
+            yield Static("Adapters", classes="section")
+            yield DataTable(id="adapters", cursor_type="row")
+            yield Static("Scores over time", classes="section")
+            yield Static(NO_SCORES, id="scores")
+            yield Static("", id="loss")
 
     def on_mount(self) -> None:
         runs = self.query_one("#runs", DataTable)
@@ -179,7 +187,6 @@ class LearningScreen(ModalScreen[None]):
 
     def show_runs(self) -> None:
         from learning.overview import score_series
-        from learning.report import terminal_plot
 
         table = self.query_one("#runs", DataTable)
         table.clear()
@@ -196,7 +203,7 @@ class LearningScreen(ModalScreen[None]):
         probes, controls = score_series(self.runs)
         self.query_one("#scores", Static).update(score_plot(probes, controls) if probes else NO_SCORES)
         trained = next((r for r in self.runs if r.losses), None)
-        loss = f"Run {trained.id}'s training: {terminal_plot(trained.losses)}" if trained else ""
+        loss = f"Run {trained.id}'s training {training_line(trained.losses)}" if trained else ""
         self.query_one("#loss", Static).update(Text(loss, style="dim"))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

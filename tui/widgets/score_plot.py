@@ -22,7 +22,7 @@ def _cell(value: float, row: int, height: int) -> str:
     return EIGHTHS[round(fill * 8)]
 
 
-def score_plot(probes: Sequence[float], controls: Sequence[float], *, height: int = 4, width: int = 80) -> Text:
+def score_plot(probes: Sequence[float], controls: Sequence[float], *, height: int = 3, width: int = 80) -> Text:
     """Probe and control accuracy per run, oldest left, the latest runs that fit ``width``; a legend under it."""
     room = max(1, (width - LABEL - 1) // 3)
     pairs = list(zip(probes, controls, strict=True))[-room:]
@@ -35,10 +35,10 @@ def score_plot(probes: Sequence[float], controls: Sequence[float], *, height: in
             text.append(_cell(control, row, height), style=CONTROL_STYLE)
             text.append(" ")
         text.append("\n")
-    text.append("    └" + "─" * (3 * len(pairs)) + "\n", style="dim")
-    text.append("     █", style=PROBE_STYLE)
-    text.append(" about you (held-out questions)  ")
+    text.append("    └" + "─" * (3 * len(pairs)) + " ", style="dim")  # the legend beside the axis: one line less
+    text.append("█", style=PROBE_STYLE)
+    text.append(" about you  ")
     text.append("█", style=CONTROL_STYLE)
-    shown = f"last {len(pairs)} scored runs" if len(pairs) > 1 else "1 scored run"
-    text.append(f" general (control questions) · {shown}, oldest left")
+    shown = f"{len(pairs)} scored runs" if len(pairs) > 1 else "1 scored run"
+    text.append(f" general · {shown}, oldest left")
     return text

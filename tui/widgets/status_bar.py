@@ -25,6 +25,7 @@ class StatusBar(Static):
     state: reactive[str] = reactive("loading model")
     tokens_per_s: reactive[float | None] = reactive(None)
     memory: reactive[str] = reactive("")  # "on" or "off"; empty (not shown) until the session is open
+    learning: reactive[str] = reactive("")  # a background learning run's progress; empty (not shown) when none runs
 
     def __init__(self, model: str, state: str, *, memory: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
@@ -47,4 +48,7 @@ class StatusBar(Static):
             text.append(self.memory, style="green" if self.memory == "on" else "yellow")
         text.append("  last reply ", style="dim")
         text.append(speed)
+        if self.learning:
+            text.append("  learning ", style="dim")
+            text.append(self.learning, style="bold magenta")
         return text
