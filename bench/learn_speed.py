@@ -192,7 +192,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     rss = median([r["peak_rss_mb"] for r in results["train"]])
     plain_rss = median([r["peak_rss_mb"] for r in results["plain"]])
     none, f16, f32 = (tps(results["decode"][k]) for k in ("none", "f16", "f32"))
-    f16_ratio = median([a / b for a, b in zip(f16, none, strict=True)])
+    ratio = median([a / b for a, b in zip(f32, none, strict=True)])
     return [
         Row("learn", "base load, cached copy (s)", median(cached), results["load_gguf"]["load_s"], "s", "ratio",
             note=f"baseline: reading the GGUF (dequantise, save); cached runs {spread(cached)}"),
@@ -201,9 +201,9 @@ def rows(results: dict[str, Any]) -> list[Row]:
             note=f"ours {spread(ours)}, plain {spread(plain)}"),
         Row("learn", "training peak RSS (MiB)", rss, plain_rss, "MiB", "ratio", "<= 4096",
             met=None if rss is None else rss <= 4096),
-        Row("learn", "decode with f16 adapter (tok/s)", median(f16), median(none), "tok/s", "ratio", ">= 85%",
-            met=None if f16_ratio is None else f16_ratio >= 0.85, paired=f16_ratio,
-            note=f"f32 adapter: {median(f32)} tok/s; runs {spread(f16)} vs none {spread(none)}"),
+        Row("learn", "decode with the adapter (tok/s)", median(f32), median(none), "tok/s", "ratio", ">= 85%",
+            met=None if ratio is None else ratio >= 0.85, paired=ratio,
+            note=f"f32 (the export's default); f16: {median(f16)} tok/s; runs {spread(f32)} vs none {spread(none)}"),
     ]  # fmt: skip
 
 

@@ -64,12 +64,15 @@ def export_gguf(
     base_gguf: Path,
     out: Path,
     *,
-    dtype: str = "f16",
+    dtype: str = "f32",
     permute_qk: bool = True,
     extra: dict[str, str] | None = None,
 ) -> ExportInfo:
     """Write the peft adapter saved in ``adapter_dir`` as a GGUF LoRA for ``base_gguf``; returns what was written.
 
+    ``dtype`` f32 by default: llama.cpp decoded faster with it than with f16 (its f16 path converts every token's
+    activations for these tiny matrices; preliminary, busy 2-core machine: 81% vs 74% of the adapter-free speed on
+    one thread), and the file is only ~20 MB at rank 16.
     ``permute_qk=False`` exists for the verification's control (an export known to be wrong); never ship one.
     ``extra`` adds string metadata (for example which base and run it came from); llama.cpp ignores it.
     """

@@ -92,8 +92,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Ite
 def exported(trained: Trained) -> dict[str, ExportInfo]:
     adapter = trained.result.adapter_dir
     return {
-        "f16": export_gguf(adapter, gguf_path(), trained.out / "adapter-f16.gguf"),
-        "f32": export_gguf(adapter, gguf_path(), trained.out / "adapter-f32.gguf", dtype="f32"),
+        "f16": export_gguf(adapter, gguf_path(), trained.out / "adapter-f16.gguf", dtype="f16"),
+        "f32": export_gguf(adapter, gguf_path(), trained.out / "adapter-f32.gguf"),
         "unpermuted": export_gguf(adapter, gguf_path(), trained.out / "wrong.gguf", permute_qk=False),
     }
 
@@ -244,7 +244,7 @@ def test_export_writes_llama_cpp_lora_format(exported: dict[str, ExportInfo]) ->
     names = {t.name for t in reader.tensors}
     assert {"blk.0.attn_q.weight.lora_a", "blk.29.ffn_down.weight.lora_b"} <= names
     check_adapter(info.path, gguf_path())
-    assert exported["f32"].bytes > 1.9 * info.bytes
+    assert exported["f32"].dtype == "f32" and exported["f32"].bytes > 1.9 * info.bytes  # f32: the default
 
 
 def test_correct_export_passes_verification(verified: dict[str, Verification]) -> None:
