@@ -40,7 +40,7 @@ from storage.paths import ensure_private_dir, make_private
 MAX_NEW_TOKENS = 40  # enough for a one-sentence answer; the keywords come early or not at all
 BATCH = 16  # questions generated together (left-padded); bounds memory and keeps the batch's padding small
 PPL_WINDOW = 512  # tokens per perplexity window
-EVAL_CACHE_FORMAT = 1
+EVAL_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,7 @@ class Answer:
     question: str
     answer: str
     passed: bool
+    expected: list[str] = field(default_factory=list)  # the keywords a right answer contains
 
 
 @dataclass(slots=True)
@@ -169,7 +170,9 @@ def perplexity(model: Any, tokenizer: Any, text: str, window: int = PPL_WINDOW) 
 
 
 def _answers(questions: Sequence[Any], replies: list[str]) -> list[Answer]:
-    return [Answer(q.question, r, q.passes(r)) for q, r in zip(questions, replies, strict=True)]
+    return [
+        Answer(q.question, r, q.passes(r), list(q.expected_keywords)) for q, r in zip(questions, replies, strict=True)
+    ]
 
 
 def _share(answers: list[Answer]) -> float:

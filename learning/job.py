@@ -20,7 +20,6 @@ target (see ``bench/personal.py``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import time
@@ -55,6 +54,7 @@ class Mix:
 
     general: int = 32  # general instruction examples mixed in against forgetting
     self_distil: bool = True  # their answers are the base model's own greedy answers (cached per base model)
+    prose: int = 16  # paragraphs of the base model's own prose (self-distilled too), against a terser style
     per_question: int = 2  # answer phrasings trained per synthesised question
     samples: int = 3  # examples shown by the dry run
 
@@ -257,12 +257,15 @@ class _Job:
         base = load_base(spec.path)
         import torch
 
-        # Generation and evaluation run at the training's thread count too (an idle machine: every core).
-        torch.set_num_threads(self.args.threads or os.cpu_count() or 1)
+        from learning.train import default_threads
+
+        # Generation and evaluation run at the training's thread count too (spin-waiting threads on a busy
+        # machine made one short generation take 20 s on 2 threads against under 1 s on 1).
+        torch.set_num_threads(self.args.threads or default_threads())
         self._timed("load")
         if self.mix.self_distil:
             say("the base model's own general answers")
-            examples = distil_general(examples, base, self.settings.system_prompt)
+            examples = distil_general(examples, base, self.settings.system_prompt, self.mix.prose)
             self._timed("distil")
         folder = ensure_private_dir(run_dir(home, report.run_id or 0))
         say("training")

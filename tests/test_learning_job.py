@@ -82,7 +82,7 @@ class Fakes:
         self.step("load")
         return type("Base", (), {"folder": Path("fake-base"), "tokenizer": None, "gguf_path": gguf})()
 
-    def distil(self, examples: Any, base: Any, system: str) -> Any:
+    def distil(self, examples: Any, base: Any, system: str, prose: int = 0) -> Any:
         self.step("distil")
         return examples
 
@@ -324,7 +324,7 @@ def train(examples, base, out_dir, args, on_progress=None, **_):
         time.sleep(1)
 learning.train.train = train
 learning.base_model.load_base = lambda gguf, **_: type("B", (), {{"folder": None, "tokenizer": None}})()
-learning.distil.distil_general = lambda e, b, s: e
+learning.distil.distil_general = lambda e, *_: e
 from learning import job
 from learning.train import TrainArgs
 job.run(args=TrainArgs(iters=4, batch_size=4))
