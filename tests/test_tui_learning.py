@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -140,6 +141,35 @@ def test_sigterm_stops_the_child_with_one_sentence(home: Path, tmp_path: Path) -
     rest = [parse_event(line) for line in child.stdout]
     assert child.wait() == 1
     assert [(e.kind, e.text) for e in rest if e is not None] == [("error", STOPPED)]
+
+
+def test_the_job_s_steps_and_training_progress_become_lines(home: Path) -> None:
+    # The job's callbacks, driven by a stand-in for learning.job.run (a real run trains for minutes): each becomes
+    # one line, and what a library prints on stdout does not get among them.
+    script = (
+        "import sys\n"
+        "import learning.job\n"
+        "from learning.background import main\n"
+        "from learning.job import RunReport\n"
+        "from learning.train import Progress\n"
+        "def run(home, on_step, on_progress):\n"
+        "    on_step('training')\n"
+        "    print('a library talking on stdout')\n"
+        "    on_progress(Progress(step=3, total_steps=40, epoch=0.1, loss=2.34567, learning_rate=5e-4, tokens=320,\n"
+        "                         tokens_per_s=410.04, elapsed_s=2.0, peak_rss_mb=900.0))\n"
+        "    return RunReport('refused', 'Adapter v2 was not promoted.', adapter_version=2)\n"
+        "learning.job.run = run\n"
+        "sys.exit(main(['--home', sys.argv[1]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True, text=True, env=os.environ)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[:2] == [
+        {"event": "step", "text": "training"},
+        {"event": "progress", "step": 3, "total": 40, "loss": 2.3457, "tokens_per_s": 410.0},
+    ]
+    assert events[2]["event"] == "done" and len(events) == 3
+    assert "a library talking on stdout" in done.stderr
 
 
 def test_stray_lines_are_not_events() -> None:
