@@ -31,6 +31,7 @@ PARTS = (
     "checkcli",
     "stream",
     "personal",
+    "learn",
 )
 
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         check_grounding,
         check_privacy,
         check_stream,
+        learn_speed,
         multi_turn,
         oneshot,
         personal,
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         "checkcli": (check_cli.run, check_cli.rows),
         "stream": (lambda: check_stream.run(reps=max(3, args.reps)), check_stream.rows),
         "personal": (lambda: personal.run(reps=max(2, args.reps - 3)), personal.rows),
+        "learn": (lambda: learn_speed.run(reps=max(1, args.reps - 3)), learn_speed.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
