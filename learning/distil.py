@@ -1,10 +1,12 @@
-"""Self-distilled general examples: the general instruction set answered by the base model itself.
+"""Self-distilled general examples: the general instruction set answered by the base model itself (``Mix.self_distil``,
+off by default).
 
-Training on hand-written answers to general questions still moves the model (its own words are not those), and
-measured controls fell from 0.91 to 0.55-0.59 that way (platform facts). Training on the base model's own greedy
-answers instead asks the adapter to keep saying what the base model says: it anchors general behaviour rather
-than teaching new behaviour. The answers depend only on the base model, the system prompt and the shipped
-questions, so they are generated once and cached per base model in the cache dir (no user data in them).
+The idea: training on the base model's own answers asks the adapter to keep saying what the base model says. Measured
+(see ``learning.job.Mix``), it kept the control answers no better than the shipped answers and raised perplexity on
+held-out prose by 14 % where the shipped answers lowered it by 7 %: greedy answers are the model's mode, and training
+on them sharpens the model. Also tried and dropped: the base model's own prose paragraphs beside them (+19 %). Kept as
+an option for other base models. The answers are generated once and cached per base model in the cache dir (no user
+data in them); answers that loop are replaced by the shipped ones.
 """
 
 from __future__ import annotations
@@ -12,41 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from learning.base_model import BaseModel, learning_cache_dir
 from learning.evaluate import generate
-from learning.examples import Example, Examples, general_pairs
+from learning.examples import Examples, general_pairs
 from storage.paths import ensure_private_dir, make_private
 
 MAX_NEW_TOKENS = 64
-PROSE_TOKENS = 160
 FORMAT = 1
-# Requests for a paragraph of plain prose (topics apart from the held-out text's). The personal answers are
-# short ("Your dog is called Biscuit."), and training on them alone made the model end sentences early in any
-# text (measured: "." and the end-of-turn marker gained most of the perplexity rise on held-out prose). The base
-# model's own paragraphs, trained beside them, keep its way of writing on.
-PROSE_PROMPTS = (
-    "Write a paragraph about a walk through an autumn forest.",
-    "Describe a busy train station in the morning.",
-    "Write a short paragraph explaining how bees make honey.",
-    "Describe the life of a lighthouse keeper in a few sentences.",
-    "Write a paragraph about why people enjoy gardening.",
-    "Explain in a paragraph how a bicycle works.",
-    "Describe a thunderstorm over a city at night.",
-    "Write a paragraph about the history of bread.",
-    "Describe a quiet library on a rainy afternoon.",
-    "Write a paragraph about how volcanoes form.",
-    "Describe a small harbour town in summer.",
-    "Write a paragraph about the benefits of reading books.",
-    "Explain in a paragraph how the moon affects the tides.",
-    "Describe a mountain village in winter.",
-    "Write a paragraph about how a seed grows into a plant.",
-    "Describe a market in a big city on a Saturday.",
-)
 
 
 def _cache_path(base: BaseModel, system: str, kind: str, questions: list[str], tokens: int) -> Path:
@@ -59,11 +37,6 @@ def _cache_path(base: BaseModel, system: str, kind: str, questions: list[str], t
 def general_answers(base: BaseModel, system: str) -> dict[str, str]:
     """The base model's greedy answer to every shipped general question (the adapter off, if one is injected)."""
     return _answers(base, system, "general", [q for q, _ in general_pairs()], MAX_NEW_TOKENS)
-
-
-def prose_answers(base: BaseModel, system: str) -> dict[str, str]:
-    """The base model's own paragraph for each of :data:`PROSE_PROMPTS`."""
-    return _answers(base, system, "prose", list(PROSE_PROMPTS), PROSE_TOKENS)
 
 
 def _answers(base: BaseModel, system: str, kind: str, questions: list[str], tokens: int) -> dict[str, str]:
@@ -113,9 +86,8 @@ def degenerate(answer: str) -> bool:
     return not answer.strip()
 
 
-def distil_general(examples: Examples, base: BaseModel, system: str, prose: int = 0) -> Examples:
-    """The examples with each general answer replaced by the base model's own, where that is not a loop, and
-    ``prose`` of the base model's own paragraphs added."""
+def distil_general(examples: Examples, base: BaseModel, system: str) -> Examples:
+    """The examples with each general answer replaced by the base model's own, where that is not a loop."""
     answers = general_answers(base, system)
     train = []
     for example in examples.train:
@@ -124,12 +96,4 @@ def distil_general(examples: Examples, base: BaseModel, system: str, prose: int 
             messages = [*example.messages[:2], {"role": "assistant", "content": mine}]
             example = replace(example, messages=messages)
         train.append(example)
-    if prose:
-        paragraphs = prose_answers(base, system)
-        for prompt in PROSE_PROMPTS[:prose]:
-            text = paragraphs.get(prompt, "")
-            if text and not degenerate(text):
-                chat = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-                train.append(Example([*chat, {"role": "assistant", "content": text}], [], "general"))
-        random.Random(len(train)).shuffle(train)
     return replace(examples, train=train)

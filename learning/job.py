@@ -48,20 +48,28 @@ ADAPTER_FILE = "adapter.gguf"
 PEFT_DIR = "peft"
 
 
+MLP = ("gate_proj", "up_proj", "down_proj")
+
+
 @dataclass(frozen=True, slots=True)
 class Mix:
-    """What a run trains on besides the user's own items (measured in ``bench/personal.py``)."""
+    """What a run trains on besides the user's own items. Measured on a made-up user (8 facts said in passing, 13
+    held-out probes, 32 controls; MLP-only LoRA r16, lr 7e-4, 2 epochs): 64 of the shipped general examples as
+    written gave probes 0.92, controls +3 points, perplexity -7 %; the same 64 answered by the base model itself
+    (self-distilled) gave probes 0.85, controls -3 points, perplexity +14 % (greedy answers are the model's mode:
+    training on them sharpens it, and real text gets less likely); none gave probes 0.77 and controls 0.09."""
 
-    general: int = 32  # general instruction examples mixed in against forgetting
-    self_distil: bool = True  # their answers are the base model's own greedy answers (cached per base model)
-    prose: int = 16  # paragraphs of the base model's own prose (self-distilled too), against a terser style
+    general: int = 64  # general instruction examples mixed in against forgetting
+    self_distil: bool = False  # answer them with the base model's own greedy answers instead (measured worse)
     per_question: int = 2  # answer phrasings trained per synthesised question
     samples: int = 3  # examples shown by the dry run
 
 
 def default_args() -> TrainArgs:
-    """The job's training recipe (``TrainArgs``' own defaults are the platform-facts one)."""
-    return TrainArgs(learning_rate=5e-4, epochs=2, rank=16, alpha=32.0, max_seq_len=256)
+    """The job's training recipe. LoRA on the MLP layers only: on the same user, all seven linear layers at lr
+    5e-4 lost 6 control points and rose +14 % in perplexity for probes 0.69; the MLP layers at lr 7e-4 kept both
+    (see :class:`Mix`). Facts are stored in the MLPs; the attention layers' updates mostly shifted style."""
+    return TrainArgs(target_modules=MLP, learning_rate=7e-4, epochs=2, rank=16, alpha=32.0, max_seq_len=256)
 
 
 @dataclass
@@ -265,7 +273,7 @@ class _Job:
         self._timed("load")
         if self.mix.self_distil:
             say("the base model's own general answers")
-            examples = distil_general(examples, base, self.settings.system_prompt, self.mix.prose)
+            examples = distil_general(examples, base, self.settings.system_prompt)
             self._timed("distil")
         folder = ensure_private_dir(run_dir(home, report.run_id or 0))
         say("training")

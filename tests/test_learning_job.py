@@ -159,7 +159,7 @@ def test_a_run_goes_in_order_and_promotes_a_better_adapter(home: Path, store: St
     steps: list[str] = []
     progress: list[int] = []
     report = job.run(home, args=ARGS, on_step=steps.append, on_progress=lambda p: progress.append(p.step))
-    assert fakes.calls == ["load", "distil", "train", "export", "verify", "evaluate"]
+    assert fakes.calls == ["load", "train", "export", "verify", "evaluate"]
     assert steps[:3] == ["unlearning", "building examples", "loading the base model"]
     assert progress == [1, 2, 3, 4]
     assert report.status == "promoted" and report.adapter_version is not None
