@@ -194,7 +194,7 @@ class _Job:
         self.store, self.home, self.settings, self.args = store, home, settings, args
         self.gate, self.mix, self.say, self.on_progress, self.stop = gate, mix, say, on_progress, stop
         self.report = RunReport("running", "")
-        self._clock = time.perf_counter()
+        self._clock = self._started = time.perf_counter()
 
     def _timed(self, name: str) -> None:
         now = time.perf_counter()
@@ -221,6 +221,7 @@ class _Job:
     def _finish(self, status: str, message: str, selection: Selection) -> RunReport:
         report = self.report
         report.status, report.message = status, message
+        report.timings["total"] = round(time.perf_counter() - self._started, 2)
         finish_run(
             self.store, report.run_id or 0, status, selection.watermarks, report.adapter_version,  # type: ignore[arg-type]
             _short(report),

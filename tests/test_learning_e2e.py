@@ -70,6 +70,7 @@ class Story:
     dog_v2: str
     adapters: dict[str, Any]
     after_refusal: dict[str, Any]
+    first_files: dict[str, Any]  # run 1's report.json and the head of its loss.png (forgetting deletes them later)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -117,6 +118,11 @@ def story(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Story
     cello_conversation = ids[1]
     first = learn(env)
     lap("learn 1")
+    first_files = {
+        "report": json.loads(Path(first["files"]["report"]).read_text()),
+        "plot": Path(first["files"]["plot"]).read_bytes()[:8],
+        "mode": Path(first["files"]["report"]).stat().st_mode & 0o777,
+    }
     with_adapter = {q: ask(env, q) for q in [p["question"] for p in first["evaluation"]["candidate"]["probes"]]}
     base = {q: ask(env, q, "--no-adapter") for q in with_adapter}
     probes = [
@@ -141,7 +147,7 @@ def story(tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Story
     after_refusal = ask(env, DOG)
     lap("ask 3")
     return Story(env, first, second, refused, probes, controls, {"v1": cello_v1, "v2": cello_v2}, dog_v2, adapters,
-                 after_refusal, timings)  # fmt: skip
+                 after_refusal, first_files, timings)  # fmt: skip
 
 
 def test_the_first_run_promotes_an_adapter_that_answers_what_the_base_model_cannot(story: Story) -> None:
@@ -169,11 +175,10 @@ def test_general_questions_keep_their_answers(story: Story) -> None:
 
 
 def test_the_run_wrote_its_report_and_plot(story: Story) -> None:
-    files = story.first["files"]
-    report = json.loads(Path(files["report"]).read_text())
+    report = story.first_files["report"]
     assert report["status"] == "promoted" and report["losses"] == story.first["losses"]
     assert report["verification"]["passed"] is True
-    assert Path(files["plot"]).read_bytes().startswith(b"\x89PNG")
+    assert story.first_files["plot"] == b"\x89PNG\r\n\x1a\n" and story.first_files["mode"] == 0o600
     assert story.first["losses"][-1] < story.first["losses"][0]
 
 
