@@ -147,7 +147,13 @@ def test_pull_offline_fails_with_one_sentence(home: Path) -> None:
 @pytest.mark.skipif(not _unshare_works(), reason="needs `unshare -n` (root)")
 def test_pull_without_a_network_fails_with_one_sentence(home: Path) -> None:
     done = run_cli(
-        "models", "pull", "someone/some-model-GGUF", "model.Q4_0.gguf", prefix=["unshare", "-n"], HF_HUB_OFFLINE=None
+        "models",
+        "pull",
+        "someone/some-model-GGUF",
+        "model.Q4_0.gguf",
+        prefix=["unshare", "-n"],
+        HF_HUB_OFFLINE=None,
+        TRANSFORMERS_OFFLINE=None,  # huggingface_hub reads it too; the learning tests' processes set it
     )
     line = one_sentence_error(done, code=3)
     assert "Cannot reach the Hugging Face Hub" in line
