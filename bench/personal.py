@@ -117,14 +117,16 @@ def child_plain(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_decode(opts: dict[str, Any]) -> dict[str, Any]:
-    from assistant.models import smollm2_path
+    from assistant.config import Settings
+    from assistant.models import ModelSpec, smollm2_path
+    from assistant.runtime import load_backend
     from assistant.runtime.base import GenerationParams
-    from assistant.runtime.llama import LlamaBackend
 
     gguf = smollm2_path(Path("."))
     assert gguf is not None
     adapter = Path(opts["adapter"]) if opts.get("adapter") else None
-    backend = LlamaBackend(gguf, name="smollm2", n_ctx=1024, threads=opts["threads"], adapter=adapter)
+    spec = ModelSpec(name="smollm2", path=gguf, source="bundled")
+    backend = load_backend(spec, Settings(threads=opts["threads"]), adapter, n_ctx=1024)
     prompt = backend.format_chat([{"role": "user", "content": DECODE_PROMPT}])
     params = GenerationParams(temperature=0, max_tokens=opts["max_tokens"], seed=42, cut_loops=False)
     first, after_first = 0.0, 0
