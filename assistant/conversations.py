@@ -29,11 +29,12 @@ def messages(store: Store, conversation_id: int) -> list[Message]:
     return store.messages(conversation_id)
 
 
-def delete(store: Store, conversation_id: int, memory: Memory | None = None) -> None:
-    """Delete a conversation and its messages from the database and the index."""
+def delete(store: Store, conversation_id: int, memory: Memory | None = None) -> str | None:
+    """Delete a conversation and its messages from the database and the index; the sentence to show when a
+    learned adapter that knew it was turned off."""
     from assistant.forget import forget_conversation
 
-    forget_conversation(store, conversation_id, memory=memory)
+    return forget_conversation(store, conversation_id, memory=memory).notice
 
 
 def search(store: Store, text: str, limit: int = 20) -> list[SearchHit]:

@@ -34,17 +34,19 @@ def save_warning(text: str, fact_id: int) -> str | None:
     return _warning(text, fact_id)
 
 
-def forget_fact(store: Store, fact_id: int, memory: Memory | None = None) -> None:
+def forget_fact(store: Store, fact_id: int, memory: Memory | None = None) -> str | None:
+    """Delete one fact; the sentence to show when a learned adapter that knew it was turned off."""
     from assistant.forget import forget_fact as _forget
 
-    _forget(store, fact_id, memory=memory)
+    return _forget(store, fact_id, memory=memory).notice
 
 
-def forget_message(store: Store, message_id: int, memory: Memory | None = None) -> None:
-    """Delete one message from its conversation and from the index."""
+def forget_message(store: Store, message_id: int, memory: Memory | None = None) -> str | None:
+    """Delete one message from its conversation and from the index; the sentence to show when a learned adapter
+    that knew it was turned off."""
     from assistant.forget import forget_message as _forget
 
-    _forget(store, message_id, memory=memory)
+    return _forget(store, message_id, memory=memory).notice
 
 
 @dataclass(slots=True)

@@ -387,3 +387,29 @@ async def test_the_tui_status_bar_shows_the_adapter_a_turn_used(
         reply = store.messages(app.main.conversation_id)[-1]  # type: ignore[arg-type]
         assert app.main.status.adapter == reply.adapter == session.adapter_version and reply.adapter
     assert loader.loads == 1  # swapped, never reloaded
+
+
+def test_forgetting_turns_off_at_once_the_adapter_that_learned_it(store: Store, home: Path) -> None:
+    """Until the next learning run trains one without it, no adapter that knew a forgotten item serves."""
+    conversation = store.create_conversation()
+    said = store.add_message(conversation, "user", "My dog is called Bramble.")
+    fact = store.add_message(conversation, "assistant", "Noted.")
+    base = smollm2_base(store, home)[0]
+    path = write_lora(adapters_dir(home) / "v.gguf")
+    version = add_adapter(store, base, str(path), items=[("message", said)], metrics={})
+    set_active(store, version)
+    other = store.create_conversation()
+    kept = store.add_message(other, "user", "I live in Porto.")
+    assert kept and fact
+
+    done = run_cli("history", "delete", str(other), "--yes", "--json")  # nothing the adapter learned: it stays
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["adapters_off"] == []
+    assert get_adapter(store, version).state == "active"
+
+    done = run_cli("history", "delete", str(conversation), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "adapter v1 was trained on it and is now off" in done.stderr.replace("\n", " ")
+    assert get_adapter(store, version).state == "inactive"
+    with pytest.raises(InputError):
+        activate(store, version, base, home)  # and it never comes back

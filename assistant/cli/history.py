@@ -263,9 +263,17 @@ def delete(conversation_id: int, yes: bool, as_json: bool) -> None:
                 raise click.exceptions.Exit(1)
         forgotten = _delete_everywhere(store, conversation_id)
     if as_json:
-        emit_json({"deleted": conversation_id, "messages": len(forgotten.message_ids)})
+        emit_json(
+            {
+                "deleted": conversation_id,
+                "messages": len(forgotten.message_ids),
+                "adapters_off": list(forgotten.adapters_off),
+            }
+        )
     else:
         note(f"Deleted conversation {conversation_id} ({len(forgotten.message_ids)} messages).")
+        if forgotten.notice:
+            note(forgotten.notice)
 
 
 def _delete_everywhere(store: Store, conversation_id: int) -> Forgotten:

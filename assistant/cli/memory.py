@@ -81,11 +81,13 @@ def forget(fact_id: int, as_json: bool) -> None:
     from assistant.forget import forget_fact
 
     with open_store() as store:
-        forget_fact(store, fact_id)
+        forgotten = forget_fact(store, fact_id)
     if as_json:
-        emit_json({"forgotten": fact_id})
+        emit_json({"forgotten": fact_id, "adapters_off": list(forgotten.adapters_off)})
     else:
         note(f"Forgot fact {fact_id}.")
+        if forgotten.notice:
+            note(forgotten.notice)
 
 
 # -- search ---------------------------------------------------------------------------------------------------

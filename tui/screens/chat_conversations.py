@@ -66,13 +66,13 @@ class ConversationActions:
                 return
             try:
                 memory = self.session.memory if self.session is not None else None
-                conversations.delete(store, conversation_id, memory=memory)
+                adapter_off = conversations.delete(store, conversation_id, memory=memory)
             except AssistantError as exc:
                 self.fail(str(exc))
                 return
             await self.open_conversation(None)
             self.refresh_sidebar()
-            self.notify("Conversation deleted.")
+            self.notify("Conversation deleted." + (f" {adapter_off}" if adapter_off else ""), markup=False)
 
         self.app.push_screen(ConfirmScreen(f"Delete the conversation “{title}” and all its messages?"), done)
 

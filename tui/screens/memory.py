@@ -83,10 +83,11 @@ class MemoryScreen(ModalScreen[bool]):
             self.pending = pending
 
     class Forgotten(Message):
-        def __init__(self, message_id: int, error: str | None) -> None:
+        def __init__(self, message_id: int, error: str | None, adapter_off: str | None = None) -> None:
             super().__init__()
             self.message_id = message_id
             self.error = error
+            self.adapter_off = adapter_off  # a learned adapter that knew the message was turned off
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -177,11 +178,11 @@ class MemoryScreen(ModalScreen[bool]):
     def delete_fact(self, fact: Fact, index: int) -> None:
         facts = self.query_one("#facts", OptionList)
         try:
-            memory_service.forget_fact(self.session.store, fact.id, memory=self.session.memory)
+            adapter_off = memory_service.forget_fact(self.session.store, fact.id, memory=self.session.memory)
         except AssistantError as exc:
             self.notify(str(exc), severity="error", markup=False)
         else:
-            self.notify("Fact deleted.")
+            self.notify("Fact deleted." + (f" {adapter_off}" if adapter_off else ""), markup=False)
         self.show_facts()
         if self.facts:
             facts.highlighted = min(index, len(self.facts) - 1)
@@ -245,13 +246,14 @@ class MemoryScreen(ModalScreen[bool]):
     @work(thread=True, group="memory-forget")
     def forget(self, message_id: int) -> None:
         error: str | None = None
+        adapter_off: str | None = None
         try:
-            memory_service.forget_message(self.session.store, message_id, memory=self.session.memory)
+            adapter_off = memory_service.forget_message(self.session.store, message_id, memory=self.session.memory)
         except AssistantError as exc:
             error = str(exc)
         except Exception as exc:
             error = f"The message could not be forgotten ({type(exc).__name__}: {exc})."
-        self.post_message(self.Forgotten(message_id, error))
+        self.post_message(self.Forgotten(message_id, error, adapter_off))
 
     def on_memory_screen_forgotten(self, message: Forgotten) -> None:
         if message.error:
@@ -261,7 +263,8 @@ class MemoryScreen(ModalScreen[bool]):
         self.snippets = [r for r in self.snippets if r.message_id != message.message_id]
         self.show_snippets()
         self.query_one("#snippet-note", Static).update(count_note(len(self.snippets), self.pending))
-        self.notify("Forgotten: the message is deleted and will not be recalled.")
+        said = "Forgotten: the message is deleted and will not be recalled."
+        self.notify(said + (f" {message.adapter_off}" if message.adapter_off else ""), markup=False)
 
     # -- keys -----------------------------------------------------------------------------------------------
 
