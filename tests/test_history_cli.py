@@ -159,7 +159,11 @@ def test_search_then_delete(store: Store) -> None:
     assert refused.returncode == 2 and "pass --yes" in refused.stderr and refused.stderr.count("\n") == 1
     assert store.get_conversation(cid)
 
-    assert json.loads(ok("delete", str(cid), "--yes", "--json").stdout) == {"deleted": cid, "messages": 4, "adapters_off": []}
+    assert json.loads(ok("delete", str(cid), "--yes", "--json").stdout) == {
+        "deleted": cid,
+        "messages": 4,
+        "adapters_off": [],
+    }
     assert [c["id"] for c in json.loads(ok("list", "--json").stdout)] == [other]
     assert json.loads(ok("search", "Portugal", "--json").stdout) == []
     assert json.loads(ok("search", "Lisbon", "--json").stdout) == []  # the reply, and the better answer's message
