@@ -268,11 +268,17 @@ class Session:
         memory = self._memory.memory if self._use_memory else None
         return getattr(memory, "embedder", None)
 
-    def _attach_checker(self, turn: Turn, text: str, past: NotedHistory, block: MemoryBlock) -> None:
-        """Give the turn its stream guard and the sources its reply will be grounded in."""
-        said = [m["content"] for m in past.messages if m["role"] == "user"] + [text]  # notes given ride along
-        turn.guard = make_guard(said, self.settings.privacy)
+    def _attach_checker(
+        self, turn: Turn, text: str, history: list[Message], past: NotedHistory, block: MemoryBlock
+    ) -> None:
+        """Give the turn its stream guard and the sources its reply will be grounded in.
+
+        What the user typed in this conversation (and only that: never the notes of recalled snippets, which come
+        from other conversations) may be shown back; the notes given earlier are sources all the same."""
+        typed = [m.content for m in history if m.role == "user"] + [text]
+        turn.guard = make_guard(typed, self.settings.privacy)
         if self.settings.grounding:
+            said = [m["content"] for m in past.messages if m["role"] == "user"] + [text]  # with their notes
             turn.sources = sources_for(said, [f.text for f in block.facts], [r.text for r in block.recalls])
 
     def _setup(self, checked: bool = True) -> TurnSetup:
@@ -387,6 +393,6 @@ class Session:
         turn = Turn(self._setup(), backend, conversation_id, user_message_id, plan, replaces=replaces)
         turn.memories = list(block.recalls)
         turn.facts = list(block.facts)
-        self._attach_checker(turn, text, past, block)
+        self._attach_checker(turn, text, history, past, block)
         turn.notice = " ".join(n for n in (plan.notice, *notices, memory_notice) if n) or None
         return turn

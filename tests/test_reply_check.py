@@ -237,3 +237,23 @@ def test_history_shows_the_verdict(store: Store, settings: Settings, home: Path)
     assert shown.returncode == 0 and "[checked: masked]" in shown.stdout and "[email]" in shown.stdout
     data = json.loads(run_cli("history", "show", conversation, "--json").stdout)
     assert data["messages"][1]["badge"] == "masked" and data["messages"][1]["checks"]["privacy"][0]["type"] == "email"
+
+
+def test_a_recalled_note_is_a_source_but_never_counts_as_typed(store: Store, settings: Settings, home: Path) -> None:
+    """Notes of recalled snippets ride in the history's user messages; what they hold comes from other
+    conversations, so it is masked like any other data the user did not type here."""
+    from types import SimpleNamespace
+
+    from assistant.memory_prompt import MemoryBlock, NotedHistory
+    from storage.records import Message
+
+    session = session_with(store, settings, home, "")
+    typed = Message(1, 1, "user", "Who should I write to?", "2026-11-25T00:00:00+00:00")
+    noted = NotedHistory(
+        [{"role": "user", "content": f"(From an earlier conversation: write to {EMAIL}.)\n\n" + typed.content}]
+    )
+    turn = SimpleNamespace(guard=None, sources=[])
+    session._attach_checker(turn, "And again?", [typed], noted, MemoryBlock())  # type: ignore[arg-type]
+    assert any(EMAIL in source for source in turn.sources)
+    shown = turn.guard.feed(f"Write to {EMAIL} today. ") + turn.guard.finish()[0]  # type: ignore[attr-defined]
+    assert EMAIL not in shown and "[email]" in shown
