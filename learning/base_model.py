@@ -2,7 +2,8 @@
 
 transformers reads a llama GGUF directly (``from_pretrained(folder, gguf_file=name)``) and dequantises it to fp32:
 15-23 s and 1.2 GiB for the bundled SmolLM2. The dequantised copy is saved under the cache dir, keyed by a
-fingerprint of the GGUF (name, size, a hash of its first and last MiB), so later runs load it in well under a second.
+fingerprint of the GGUF (its name and ``storage.adapters.file_fingerprint``), so later runs load it in well under a
+second.
 The copy holds no user data (it is the shipped model, only unpacked), so it belongs in the cache, not the data dir.
 
 Nothing here may reach the network: the Hugging Face libraries are told they are offline, and their own cache
@@ -11,7 +12,6 @@ Nothing here may reach the network: the Hugging Face libraries are told they are
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -22,8 +22,7 @@ from typing import Any
 from assistant.errors import ModelError
 from storage.paths import cache_dir, ensure_private_dir
 
-CACHE_FORMAT = 1  # bump when what is saved changes: older copies are then ignored (and pruned)
-_HASHED = 1 << 20
+CACHE_FORMAT = 2  # bump when what is saved changes: older copies are then ignored (and pruned)
 
 
 def offline_env() -> None:
@@ -41,17 +40,15 @@ def offline_env() -> None:
 
 
 def fingerprint(gguf: Path) -> str:
-    """Name, size and a hash of the first and last MiB: a changed or replaced model gets a new copy."""
+    """The cache folder's name: the model's name and the fingerprint adapters are tied to (storage.adapters), so a
+    changed or replaced model gets a new copy."""
+    from storage.adapters import file_fingerprint
+
     try:
-        size = gguf.stat().st_size
-        digest = hashlib.sha256(f"{gguf.name}\0{size}\0".encode())
-        with gguf.open("rb") as fh:
-            digest.update(fh.read(_HASHED))
-            fh.seek(max(0, size - _HASHED))
-            digest.update(fh.read(_HASHED))
+        digest = file_fingerprint(gguf)
     except OSError as exc:
         raise ModelError(f"The model file {gguf} cannot be read: {exc.strerror or exc}.") from exc
-    return f"{gguf.stem[:48]}-{digest.hexdigest()[:16]}-v{CACHE_FORMAT}"
+    return f"{gguf.stem[:48]}-{digest}-v{CACHE_FORMAT}"
 
 
 def learning_cache_dir() -> Path:
