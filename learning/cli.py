@@ -51,19 +51,11 @@ def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
     if not enabled:
         yield (lambda p: None), (lambda s: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import TextColumn
 
-    from assistant.cli.output import err_console
+    from assistant.cli.output import progress_bar
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=err_console(),
-        transient=True,
-    ) as bar:
+    with progress_bar(TextColumn("{task.fields[info]}")) as bar:
         task = bar.add_task("preparing", total=None, info="")
 
         def on_progress(p: Any) -> None:

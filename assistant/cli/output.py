@@ -80,6 +80,22 @@ def note(text: str) -> None:
     click.echo(text, err=True)
 
 
+def progress_bar(*extra: Any) -> Any:
+    """The rich progress bar every command shows on stderr: description, bar, done/total, time left, then ``extra``
+    columns (rich is imported here, on first use)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        *extra,
+        console=err_console(),
+        transient=True,
+    )
+
+
 @contextmanager
 def progress(total: int | None, description: str, enabled: bool | None = None) -> Iterator[Any]:
     """A progress bar on stderr yielding ``advance(n=1)``; shown only on a terminal unless told otherwise."""
@@ -87,15 +103,6 @@ def progress(total: int | None, description: str, enabled: bool | None = None) -
     if not show:
         yield lambda n=1: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console(),
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(description, total=total)
         yield lambda n=1: bar.advance(task, n)
