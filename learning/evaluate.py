@@ -29,12 +29,13 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from learning.base_model import learning_cache_dir
 from learning.examples import Control, Probe, heldout_text
+from learning.strength import STRENGTHS, scaled
 from storage.paths import ensure_private_dir, make_private
 
 MAX_NEW_TOKENS = 40  # enough for a one-sentence answer; the keywords come early or not at all
@@ -86,6 +87,8 @@ class Evaluation:
     current: Scores | None  # None: no adapter was active, the base model is what serves
     current_version: int | None = None
     seconds: float = 0.0
+    strength: float = 1.0  # the candidate's scores are for the adapter at this strength (``learning.strength``)
+    tried: list[dict[str, Any]] = field(default_factory=list)  # each strength tried: its scores and whether it passed
 
     @property
     def serving(self) -> Scores:
@@ -99,6 +102,8 @@ class Evaluation:
             "current": self.current.to_dict() if self.current else None,
             "current_version": self.current_version,
             "seconds": round(self.seconds, 2),
+            "strength": self.strength,
+            "tried": self.tried,
         }
 
 
@@ -304,34 +309,101 @@ def _other_adapter(model: Any, folder: Path) -> Iterator[None]:
 def decide(evaluation: Evaluation, gate: Gate | None = None) -> Decision:
     """Promote, or keep what serves now and say why (one sentence per failed rule)."""
     gate = gate or Gate()
-    base, cand, serving = evaluation.base, evaluation.candidate, evaluation.serving
-    against = f"adapter v{evaluation.current_version}" if evaluation.current is not None else "the base model"
     reasons: list[str] = []
     passed: list[str] = []
+    for ok, sentence in (_personal(evaluation, gate), _controls(evaluation, gate), _perplexity(evaluation, gate)):
+        (passed if ok else reasons).append(sentence)
+    full = evaluation.tried[0] if evaluation.tried else None
+    if not reasons and evaluation.strength < 1 and full:
+        passed.append(
+            f"It is applied at {evaluation.strength:.0%} strength: at full strength it got {full['controls']:.0%} "
+            f"of the general questions right and perplexity {full['perplexity']:.2f}."
+        )
+    weaker = [t["strength"] for t in evaluation.tried[1:]]
+    if reasons and weaker:
+        reasons.append(f"Weaker versions of it ({', '.join(f'{w:.0%}' for w in weaker)} strength) did not pass either.")
+    return Decision(not reasons, reasons, passed)
+
+
+def _personal(evaluation: Evaluation, gate: Gate) -> tuple[bool, str]:
+    cand, serving = evaluation.candidate, evaluation.serving
+    against = f"adapter v{evaluation.current_version}" if evaluation.current is not None else "the base model"
     mine, theirs = cand.personal or 0.0, serving.personal or 0.0
     if cand.personal is None:
-        reasons.append("There were no held-out questions about you to check the new adapter on.")
-    elif mine - theirs > gate.min_gain:
-        passed.append(f"It answers {mine:.0%} of the held-out questions about you, {against} {theirs:.0%}.")
-    else:
-        reasons.append(
-            f"It answers {mine:.0%} of the held-out questions about you, no better than {against} ({theirs:.0%})"
-            + (f" by more than {gate.min_gain:.0%}." if gate.min_gain else ".")
-        )
-    drop = base.controls - cand.controls
-    if drop <= gate.max_control_drop + 1e-9:
-        passed.append(f"General questions kept: {cand.controls:.0%} right, the base model {base.controls:.0%}.")
-    else:
-        reasons.append(
-            f"It got {cand.controls:.0%} of the general control questions right against the base model's "
-            f"{base.controls:.0%}, more than {gate.max_control_drop * 100:.0f} points worse."
-        )
+        return False, "There were no held-out questions about you to check the new adapter on."
+    if mine - theirs > gate.min_gain:
+        return True, f"It answers {mine:.0%} of the held-out questions about you, {against} {theirs:.0%}."
+    return False, (
+        f"It answers {mine:.0%} of the held-out questions about you, no better than {against} ({theirs:.0%})"
+        + (f" by more than {gate.min_gain:.0%}." if gate.min_gain else ".")
+    )
+
+
+def _controls(evaluation: Evaluation, gate: Gate) -> tuple[bool, str]:
+    base, cand = evaluation.base, evaluation.candidate
+    if base.controls - cand.controls <= gate.max_control_drop + 1e-9:
+        return True, f"General questions kept: {cand.controls:.0%} right, the base model {base.controls:.0%}."
+    return False, (
+        f"It got {cand.controls:.0%} of the general control questions right against the base model's "
+        f"{base.controls:.0%}, more than {gate.max_control_drop * 100:.0f} points worse."
+    )
+
+
+def _perplexity(evaluation: Evaluation, gate: Gate) -> tuple[bool, str]:
+    base, cand = evaluation.base, evaluation.candidate
     rise = cand.perplexity / base.perplexity - 1 if base.perplexity > 0 else 0.0
     if rise <= gate.max_perplexity_rise + 1e-9:
-        passed.append(f"Perplexity on general text {cand.perplexity:.2f}, the base model {base.perplexity:.2f}.")
-    else:
-        reasons.append(
-            f"Its perplexity on general text is {rise:+.1%} over the base model's ({cand.perplexity:.2f} against "
-            f"{base.perplexity:.2f}), more than the {gate.max_perplexity_rise:.0%} allowed."
-        )
-    return Decision(not reasons, reasons, passed)
+        return True, f"Perplexity on general text {cand.perplexity:.2f}, the base model {base.perplexity:.2f}."
+    return False, (
+        f"Its perplexity on general text is {rise:+.1%} over the base model's ({cand.perplexity:.2f} against "
+        f"{base.perplexity:.2f}), more than the {gate.max_perplexity_rise:.0%} allowed."
+    )
+
+
+def search_strength(
+    model: Any,
+    tokenizer: Any,
+    evaluation: Evaluation,
+    probes: Sequence[Probe],
+    controls: Sequence[Control],
+    system: str,
+    gate: Gate | None = None,
+    strengths: Sequence[float] = STRENGTHS,
+    on_step: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """The evaluation of the strongest version of the candidate that passes the gate (``learning.strength``).
+
+    At full strength (``evaluation`` as ``evaluate`` made it) a candidate that knows the user but costs general
+    answers or perplexity is tried again weaker, strength by strength, until one passes; the search stops as soon as
+    a version no longer beats what serves on the questions about the user. Returns the passing version's evaluation,
+    or the full-strength one when none passes; ``tried`` lists every version scored either way. The peft ``model``
+    is left as it was: the caller makes the chosen strength permanent (``learning.strength.scale_saved``).
+    """
+    gate = gate or Gate()
+    say = on_step or (lambda _: None)
+    full = replace(evaluation, strength=1.0, tried=[])
+    full.tried.append(_trial(full, gate))
+    if full.tried[0]["passed"] or not _personal(full, gate)[0]:
+        return full
+    for factor in strengths:
+        if factor >= 1.0:
+            continue
+        say(f"candidate at {factor:.0%} strength")
+        started = time.perf_counter()
+        with scaled(model, factor):
+            scores = score(model, tokenizer, probes, controls, system)
+        weaker = replace(full, candidate=scores, strength=factor, seconds=full.seconds + time.perf_counter() - started)
+        full.tried.append(_trial(weaker, gate))
+        full.seconds = weaker.seconds
+        if full.tried[-1]["passed"]:
+            weaker.tried = full.tried
+            return weaker
+        if not _personal(weaker, gate)[0]:
+            break
+    return full
+
+
+def _trial(evaluation: Evaluation, gate: Gate) -> dict[str, Any]:
+    """One version's line in ``Evaluation.tried``: its scores and whether it passed the gate on its own."""
+    alone = replace(evaluation, tried=[])
+    return {"strength": evaluation.strength, **evaluation.candidate.summary(), "passed": decide(alone, gate).promote}

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError
-from learning.evaluate import Gate, decide, evaluate
+from learning.evaluate import Gate, decide, evaluate, search_strength
 from learning.examples import Examples, build_examples
 from learning.lock import run_lock
 from learning.redact import redact_selection
 from learning.replay import append_replay, load_replay
 from learning.select import Selection, select
+from learning.strength import scale_saved
 from learning.train import Progress, TrainArgs
 from learning.unlearn import TRAINING_DIR, Unlearned, run_dir, tidy, unlearn
 from storage.learning import finish_run, last_successful_run, mark_interrupted, start_run
@@ -311,6 +312,15 @@ class _Job:
             current_version=current.version if current and current_peft and current_peft.is_dir() else None,
             on_step=lambda what: say(f"evaluating: {what}"),
         )  # fmt: skip
+        evaluation = search_strength(
+            result.model, base.tokenizer, evaluation, examples.probes, examples.controls, self.settings.system_prompt,
+            self.gate, on_step=lambda what: say(f"evaluating: {what}"),
+        )  # fmt: skip
+        if evaluation.strength < 1.0:
+            # The verified export differs from this one in its alpha only (llama.cpp scales by alpha / rank).
+            scale_saved(folder / PEFT_DIR, evaluation.strength)
+            export_gguf(folder / PEFT_DIR, spec.path, gguf, extra={"assistant.base_model": base_id})
+            report.export["strength"] = evaluation.strength
         report.evaluation = evaluation.to_dict()
         decision = decide(evaluation, self.gate)
         if not verification.passed:
@@ -325,6 +335,7 @@ class _Job:
             **{f"base_{k}": v for k, v in evaluation.base.summary().items()},
             "final_loss": report.losses[-1] if report.losses else None,
             "steps": result.steps,
+            "strength": evaluation.strength,
         }
         relative = f"{folder.name}/{ADAPTER_FILE}"
         version = add_adapter(store, base_id, relative, examples.sources(), metrics, report.run_id)

@@ -180,26 +180,19 @@ def _peft_logits(
     model: Any, sequences: list[list[int]], scale: float, *, with_base: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
     import torch
-    from peft.tuners.lora import LoraLayer
+
+    from learning.strength import scaled
 
     model.eval()
     device = next(model.parameters()).device
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-    saved = [dict(layer.scaling) for layer in layers]
     on, off = [], []
-    try:
-        for layer in layers:
-            layer.scaling = {name: value * scale for name, value in layer.scaling.items()}
-        with torch.no_grad():
-            for ids in sequences:
-                batch = torch.tensor([ids], device=device)
-                on.append(model(input_ids=batch).logits[0].float().cpu().numpy())
-                if with_base:
-                    with model.disable_adapter():
-                        off.append(model(input_ids=batch).logits[0].float().cpu().numpy())
-    finally:
-        for layer, scaling in zip(layers, saved, strict=True):
-            layer.scaling = scaling
+    with scaled(model, scale), torch.no_grad():
+        for ids in sequences:
+            batch = torch.tensor([ids], device=device)
+            on.append(model(input_ids=batch).logits[0].float().cpu().numpy())
+            if with_base:
+                with model.disable_adapter():
+                    off.append(model(input_ids=batch).logits[0].float().cpu().numpy())
     return np.concatenate(on), np.concatenate(off) if off else None
 
 

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,8 @@ class Fakes:
     fail_at: str | None = None  # a step that raises
     current_seen: list[Path | None] = field(default_factory=list)
     trained_on: list[list[Any]] = field(default_factory=list)
+    weaker: dict[float, Scores] = field(default_factory=dict)  # the candidate's scores at part strength
+    strength: float = 1.0
 
     def step(self, name: str) -> None:
         self.calls.append(name)
@@ -97,11 +101,13 @@ class Fakes:
         adapter = out_dir / "adapter"
         adapter.mkdir(exist_ok=True)
         (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+        (adapter / "adapter_config.json").write_text(json.dumps({"r": 16, "lora_alpha": 32.0}))
         losses = [2.0 / n for n in range(1, steps + 1)]
         return TrainResult(adapter, object(), losses, steps, 400, 50.0, 8.0, 500.0, "cpu", None, len(examples), 0)
 
     def export(self, adapter_dir: Path, base_gguf: Path, out: Path, **_: Any) -> Any:
-        self.step("export")
+        alpha = json.loads((adapter_dir / "adapter_config.json").read_text())["lora_alpha"]
+        self.step("export" if alpha == 32.0 else f"export alpha {alpha:g}")
         assert (adapter_dir / "adapter_model.safetensors").exists()
         out.write_bytes(b"GGUF fake adapter")
         return type("Info", (), {"bytes": 17, "dtype": "f16", "tensors": 2})()
@@ -115,6 +121,18 @@ class Fakes:
         self.current_seen.append(kw.get("current"))
         current = scores(0.5) if kw.get("current") is not None else None
         return Evaluation(self.base, self.candidate, current, kw.get("current_version"))
+
+    @contextmanager
+    def scaled(self, model: Any, factor: float) -> Iterator[None]:
+        self.step(f"strength {factor:g}")
+        self.strength = factor
+        try:
+            yield
+        finally:
+            self.strength = 1.0
+
+    def score(self, *_: Any, **__: Any) -> Scores:
+        return self.weaker.get(self.strength, self.candidate)
 
 
 @pytest.fixture
@@ -133,6 +151,8 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Fakes:
     monkeypatch.setattr(learning.export, "export_gguf", f.export)
     monkeypatch.setattr(learning.verify, "verify_adapter", f.verify)
     monkeypatch.setattr(job, "evaluate", f.evaluate)
+    monkeypatch.setattr(learning.evaluate, "scaled", f.scaled)
+    monkeypatch.setattr(learning.evaluate, "score", f.score)
     return f
 
 
@@ -237,11 +257,43 @@ def test_a_refused_adapter_keeps_the_current_one_and_says_why(home: Path, store:
     assert active_adapter(store, base_id(store, home)).version == first.adapter_version  # type: ignore[union-attr]
     assert get_adapter(store, second.adapter_version or 0).state == "refused"
     reasons = second.decision["reasons"]
-    assert len(reasons) == 2 and "control" in reasons[0] and "perplexity" in reasons[1]
+    assert len(reasons) == 3 and "control" in reasons[0] and "perplexity" in reasons[1]
+    assert reasons[2] == "Weaker versions of it (75%, 50% strength) did not pass either."
+    assert fakes.calls[-2:] == ["strength 0.75", "strength 0.5"]
+    assert [t["strength"] for t in second.evaluation["tried"]] == [1.0, 0.75, 0.5]
     assert f"so adapter v{first.adapter_version} stays" in second.message
     # A refused run completed: its items are not selected again, but stay in the replay buffer.
     assert records.last_successful_run(store).id == second.run_id  # type: ignore[union-attr]
     assert "Tromsø" in (adapters_dir(home) / "replay.jsonl").read_text()
+
+
+def test_a_weaker_version_that_keeps_general_answers_is_promoted_at_that_strength(
+    home: Path, store: Store, fakes: Fakes
+) -> None:
+    talk(store, FACTS[0])
+    fakes.candidate = scores(0.9, controls=0.7)  # knows the user, loses 20 points of general answers
+    fakes.weaker = {0.75: scores(0.8, controls=0.88)}
+    report = job.run(home, args=ARGS)
+    assert report.status == "promoted"
+    assert fakes.calls[-3:] == ["evaluate", "strength 0.75", "export alpha 24"]  # re-exported weaker
+    assert report.evaluation["strength"] == 0.75 and report.export["strength"] == 0.75
+    assert [(t["strength"], t["passed"]) for t in report.evaluation["tried"]] == [(1.0, False), (0.75, True)]
+    assert "applied at 75% strength: at full strength it got 70% of the general questions" in report.message
+    peft = adapters_dir(home) / f"run-{report.run_id}" / "peft" / "adapter_config.json"
+    assert json.loads(peft.read_text())["lora_alpha"] == 24.0  # the next run's "current" is the weaker one
+    adapter = active_adapter(store, base_id(store, home))
+    assert adapter is not None and adapter.metrics["strength"] == 0.75
+    assert adapter.metrics["candidate_controls"] == 0.88
+
+
+def test_a_weaker_version_that_forgets_the_user_is_not_tried_further(home: Path, store: Store, fakes: Fakes) -> None:
+    talk(store, FACTS[0])
+    fakes.candidate = scores(0.9, controls=0.7)
+    fakes.weaker = {0.75: scores(0.0, controls=0.9)}
+    report = job.run(home, args=ARGS)
+    assert report.status == "refused"
+    assert "strength 0.5" not in fakes.calls
+    assert report.decision["reasons"][-1] == "Weaker versions of it (75% strength) did not pass either."
 
 
 def test_a_failed_verification_refuses_the_adapter(home: Path, store: Store, fakes: Fakes) -> None:

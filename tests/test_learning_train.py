@@ -24,6 +24,7 @@ from assistant.runtime.base import GenerationParams
 from assistant.runtime.gguf import check_adapter
 from learning.base_model import BaseModel, learning_cache_dir, load_base
 from learning.export import ExportInfo, export_gguf
+from learning.strength import scale_saved, scaled
 from learning.train import CHECKPOINT, Progress, Stopped, TrainArgs, TrainResult, train
 from learning.verify import DEFAULT_CHATS, Verification, verify_adapter
 from tests.test_privacy import UserHome, needs_strace
@@ -274,6 +275,45 @@ def test_a_weak_adapter_is_verified_too(short_run: dict[str, Any], tmp_path: Pat
     assert checked["right"].passed, checked["right"].reasons
     assert not checked["wrong"].passed
     assert checked["right"].scale > 1.0
+
+
+def test_an_adapter_at_part_strength_is_exported_as_peft_applies_it(
+    trained: Trained, exported: dict[str, ExportInfo], tmp_path: Path
+) -> None:
+    """The gate's weaker versions: peft scaled by 0.5 and the export of the folder made 0.5 for good are one adapter."""
+    import shutil
+
+    import gguf
+    import torch
+
+    model = trained.result.model
+    tokenizer = trained.base.tokenizer
+    ids = torch.tensor([tokenizer(tokenizer.apply_chat_template(FACT_CHAT, tokenize=False))["input_ids"]])
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        with model.disable_adapter():
+            bare = model(input_ids=ids).logits
+        with scaled(model, 0.0):
+            none = model(input_ids=ids).logits
+        with scaled(model, 0.5):
+            half = model(input_ids=ids).logits
+        after = model(input_ids=ids).logits
+    assert torch.allclose(none, bare, atol=1e-5) and torch.equal(after, full)  # 0 is the base; the block restores
+    assert not torch.allclose(half, full, atol=1e-3) and not torch.allclose(half, bare, atol=1e-3)
+
+    folder = tmp_path / "peft"
+    shutil.copytree(trained.result.adapter_dir, folder)
+    scale_saved(folder, 0.5)
+    info = export_gguf(folder, gguf_path(), tmp_path / "half.gguf")
+    alpha = gguf.GGUFReader(info.path).fields["adapter.lora.alpha"]
+    assert float(alpha.parts[-1][0]) == TINY.alpha * 0.5
+    with scaled(model, 0.5):
+        same = verify_adapter(model, trained.base, info.path, CHATS)
+    with scaled(model, 0.5):
+        mismatch = verify_adapter(model, trained.base, exported["f32"].path, CHATS, scale=same.scale)
+    print({"half": same.to_dict(), "mismatch": mismatch.to_dict()})
+    assert same.passed, same.reasons
+    assert not mismatch.passed  # the full-strength file is not the half-strength adapter
 
 
 def test_llama_cpp_with_the_adapter_answers_the_taught_fact(exported: dict[str, ExportInfo]) -> None:
