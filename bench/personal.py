@@ -40,6 +40,7 @@ def child_job(opts: dict[str, Any]) -> dict[str, Any]:
     import learning.train
     from assistant.app_store import open_store
     from learning import job
+    from learning.cli import train_args
     from storage.transfer import import_bytes
 
     home = Path(opts["home"])
@@ -54,7 +55,7 @@ def child_job(opts: dict[str, Any]) -> dict[str, Any]:
 
     learning.train.train = capture
     started = time.perf_counter()
-    report = job.run(home)
+    report = job.run(home, args=train_args(tuple(opts["recipe"])))
     wall = time.perf_counter() - started
     Path(opts["chats"]).write_text(json.dumps(trained))
     data = report.to_dict()
@@ -67,6 +68,8 @@ def child_job(opts: dict[str, Any]) -> dict[str, Any]:
         "training": data["training"],
         "examples": data["examples"],
         "verification": {k: data["verification"].get(k) for k in ("passed", "shift_cosine", "kl", "top1")},
+        "strength": evaluation.get("strength", 1.0),  # the candidate's scores are the adapter's at this strength
+        "tried": evaluation.get("tried", []),
         "scores": {
             name: ({k: s[k] for k in ("personal", "controls", "perplexity")} if s else None)
             for name, s in evaluation.items()
@@ -85,10 +88,10 @@ def child_plain(opts: dict[str, Any]) -> dict[str, Any]:
     from assistant.models import smollm2_path
     from learning import batches
     from learning.base_model import load_base
-    from learning.job import default_args
+    from learning.cli import train_args
     from learning.train import default_threads
 
-    args = default_args()
+    args = train_args(tuple(opts["recipe"]))
     chats = json.loads(Path(opts["chats"]).read_text())
     gguf = smollm2_path(Path("."))
     assert gguf is not None
@@ -152,9 +155,17 @@ def _child(kind: str, opts: dict[str, Any], env: dict[str, str]) -> dict[str, An
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def run(users: list[str] | None = None, exchanges: int = EXCHANGES, reps: int = 2, max_tokens: int = 128) -> dict:
+def run(
+    users: list[str] | None = None,
+    exchanges: int = EXCHANGES,
+    reps: int = 2,
+    max_tokens: int = 128,
+    recipe: list[str] | None = None,
+) -> dict:
+    """``recipe``: ``KEY=VALUE`` changes to the job's training settings (as ``assistant learn --train``)."""
     users = users or list(USERS)
-    results: dict[str, Any] = {"users": {}, "exchanges": exchanges}
+    recipe = recipe or []
+    results: dict[str, Any] = {"users": {}, "exchanges": exchanges, "recipe": recipe}
     with tempfile.TemporaryDirectory(prefix="assistant-bench-personal-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
         # One cache for all users: the dequantised model and the base model's general answers are made once,
@@ -165,9 +176,9 @@ def run(users: list[str] | None = None, exchanges: int = EXCHANGES, reps: int = 
             chats = f"{tmp}/{user}-chats.json"
             log(f"  {user}: the learning job on {exchanges} exchanges")
             done = _child("job", {"home": env["ASSISTANT_HOME"], "user": user, "exchanges": exchanges,
-                                  "chats": chats}, env)  # fmt: skip
+                                  "chats": chats, "recipe": recipe}, env)  # fmt: skip
             log(f"  {user}: {done['status']} in {done['wall_s']:.0f} s; plain loop, {PLAIN_STEPS} steps")
-            done["plain"] = _child("plain", {"chats": chats, "steps": PLAIN_STEPS}, env)
+            done["plain"] = _child("plain", {"chats": chats, "steps": PLAIN_STEPS, "recipe": recipe}, env)
             decode: dict[str, list[float]] = {"none": [], "adapter": []}
             for _ in range(reps):
                 for name in decode:
@@ -199,7 +210,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
     decode_ratio = median(
         [a / b for u in users for a, b in zip(u["decode"]["adapter"], u["decode"]["none"], strict=True) if b]
     )
-    statuses = ", ".join(f"{name} {u['status']}" for name, u in results["users"].items())
+    statuses = ", ".join(
+        f"{name} {u['status']}" + (f" at {u['strength']:.0%} strength" if u.get("strength", 1.0) < 1 else "")
+        for name, u in results["users"].items()
+    )
     return [
         Row("personal", "probe accuracy after (share)", after, before, "", "diff", ">= 0.8 after, base near 0",
             met=None if after is None else after >= 0.8, note=f"per user {score('candidate', 'personal')}; {statuses}"),
@@ -223,6 +237,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.personal", description=__doc__)
     parser.add_argument("--users", default="", help=f"comma-separated, of {', '.join(USERS)} (default: all)")
     parser.add_argument("--exchanges", type=int, default=EXCHANGES)
+    parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a training setting of the job (as `assistant learn --train`)")  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -233,7 +249,7 @@ def main() -> None:
         return
     from bench.__main__ import table
 
-    results = run([u for u in args.users.split(",") if u] or None, args.exchanges)
+    results = run([u for u in args.users.split(",") if u] or None, args.exchanges, recipe=args.train)
     print(json.dumps(results, indent=1, default=str)[:6000])
     print(table(rows(results)))
 

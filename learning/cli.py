@@ -21,7 +21,7 @@ from assistant.errors import InputError
 _TRAIN_KEYS = ("epochs", "iters", "learning_rate", "rank", "alpha", "batch_size", "seed", "threads", "device")
 
 
-def _train_args(pairs: tuple[str, ...]) -> Any:
+def train_args(pairs: tuple[str, ...]) -> Any:
     """The job's training arguments with ``KEY=VALUE`` overrides."""
     from dataclasses import fields, replace
 
@@ -114,7 +114,7 @@ def learn(
     from learning.evaluate import Gate
     from learning.job import run
 
-    args = _train_args(train_set)
+    args = train_args(train_set)
     import sys
 
     with _progress(not as_json and sys.stderr.isatty()) as (on_progress, on_step):
