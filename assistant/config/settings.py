@@ -6,11 +6,12 @@ Imported through ``assistant.config`` (which loads this module, and pydantic, on
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from assistant.errors import InputError
 from storage.paths import SETTINGS_FILE, data_dir, ensure_private_dir, make_private
@@ -19,6 +20,19 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful, private assistant running locally on the user's computer. "
     "Answer clearly and concisely. If you do not know something, say so."
 )
+
+
+class McpServer(BaseModel):
+    """One stdio MCP server (``[mcp_servers.NAME]`` in settings.toml): started when its tools are first needed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(min_length=1, description="The program that starts the server (a path, or a name on PATH).")
+    args: list[str] = Field(default_factory=list, description="Its command-line arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Environment variables it needs (it gets only these, PATH and HOME)."
+    )
+    timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for it to start, and for each call.")
 
 
 class Settings(BaseModel):
@@ -93,6 +107,15 @@ class Settings(BaseModel):
         description="Answer with the active adapter that learning made for the model (off: the base model alone; "
         "see `assistant adapters`).",
     )
+    notes_dir: str = Field(
+        "",
+        description="A folder of your Markdown and text notes that the search_notes tool searches, read-only "
+        "(empty: none).",
+    )
+    mcp_servers: dict[str, McpServer] = Field(
+        default_factory=dict,
+        description="Stdio MCP servers whose tools the assistant may call, by name ([mcp_servers.NAME] tables).",
+    )
     # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
     # the TUI shows them as notifications.
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -108,6 +131,30 @@ class Settings(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("notes_dir")
+    @classmethod
+    def _notes_dir(cls, value: str) -> str:
+        value = value.strip()
+        if value and not Path(value).expanduser().is_absolute():
+            raise ValueError("must be an absolute folder path (or start with ~)")
+        return value
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _mcp_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from $ASSISTANT_MCP_SERVERS: a JSON object
+            import json
+
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError("must be a JSON object of servers") from exc
+        if isinstance(value, dict):
+            for name in value:
+                if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+                    raise ValueError(f"the server name {name!r} must be lowercase letters, digits and _ (at most 32)")
         return value
 
     def effective_threads(self) -> int:
