@@ -70,6 +70,17 @@ def unsaved_dir(home: Path | None = None) -> Path:
     return (home or data_dir()) / "unsaved"
 
 
+def notes_index_path(home: Path | None = None) -> Path:
+    """The search index of the user's notes folder (derived, rebuildable). It holds snippets of the notes, so it
+    lives in the private data dir, not in the shared cache dir."""
+    return (home or data_dir()) / "notes-index.db"
+
+
+def logs_dir(home: Path | None = None) -> Path:
+    """Logs of helper processes (an MCP server's stderr), kept out of the terminal and private like the rest."""
+    return (home or data_dir()) / "logs"
+
+
 def embedder_cache_dir() -> Path:
     """Where the embedder's one-time ONNX export is kept (shared by every data dir)."""
     return cache_dir() / "models"
