@@ -116,6 +116,10 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Stdio MCP servers whose tools the assistant may call, by name ([mcp_servers.NAME] tables).",
     )
+    plugins_disabled: list[str] = Field(
+        default_factory=list,
+        description="Installed plugins not to load, by entry-point name (see `assistant plugins list`).",
+    )
     # Sentences about the settings file that did not stop loading it (unknown keys): the CLI prints them on stderr,
     # the TUI shows them as notifications.
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -139,6 +143,13 @@ class Settings(BaseModel):
         value = value.strip()
         if value and not Path(value).expanduser().is_absolute():
             raise ValueError("must be an absolute folder path (or start with ~)")
+        return value
+
+    @field_validator("plugins_disabled", mode="before")
+    @classmethod
+    def _plugins_disabled(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from $ASSISTANT_PLUGINS_DISABLED: names separated by commas
+            return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
     @field_validator("mcp_servers", mode="before")
