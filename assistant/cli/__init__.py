@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "doctor": ("assistant.cli.doctor", "doctor", "Check the install and say what to fix."),
     "check": ("assistant.cli.check", "check", "Check JSON Lines texts for personal data, secrets and grounding."),
     "adapters": ("assistant.cli.adapters", "adapters", "List, activate, roll back and remove learned adapters."),
+    "tools": ("assistant.cli.tools", "tools", "List the tools (built-ins, plugins, MCP servers) and run one."),
+    "plugins": ("assistant.cli.plugins", "plugins", "The installed plugins: what loaded, what failed and why."),
 }
 
 
@@ -67,13 +69,21 @@ class LazyGroup(click.Group):
         if name in SUBCOMMANDS:
             module, attr, _ = SUBCOMMANDS[name]
             return getattr(importlib.import_module(module), attr)
-        return super().get_command(ctx, name)
+        known = super().get_command(ctx, name)
+        if known is not None:
+            return known
+        # Not one of ours: perhaps a plugin's (plugins are imported only now, never for `--help` or our commands).
+        from assistant.cli.plugins import plugin_command
+
+        return plugin_command(name, frozenset(SUBCOMMANDS))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table, so listing commands imports none of them.
         rows = [(name, SUBCOMMANDS[name][2]) for name in sorted(SUBCOMMANDS)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+        formatter.write_paragraph()
+        formatter.write_text("Plugins may add commands: `assistant plugins list` shows them.")
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

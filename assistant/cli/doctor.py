@@ -280,6 +280,13 @@ def check_telemetry_leftovers(ctx: Context) -> Check:
     return Check("telemetry leftovers", *leftovers_verdict())
 
 
+def check_plugins(ctx: Context) -> Check:
+    from assistant.cli.plugins import plugins_verdict
+
+    status, detail, fix = plugins_verdict(ctx.home, ctx.settings)
+    return Check("plugins", "warn" if status == "warn" else "ok", detail, fix)
+
+
 CHECKS: list[Callable[[Context], Check]] = [
     check_python,
     check_llama,
@@ -293,6 +300,7 @@ CHECKS: list[Callable[[Context], Check]] = [
     check_network,
     check_outside_writes,
     check_telemetry_leftovers,
+    check_plugins,
 ]
 
 
