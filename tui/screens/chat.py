@@ -22,6 +22,7 @@ from assistant.recalled import recalled_for
 from tui.screens.chat_checks import CheckActions
 from tui.screens.chat_conversations import ConversationActions, memory_state
 from tui.screens.chat_feedback import FeedbackActions
+from tui.screens.chat_tools import ToolActions
 from tui.screens.chat_turns import TurnActions
 from tui.widgets.chat_view import ChatView
 from tui.widgets.message import Reply
@@ -52,7 +53,7 @@ SESSION_ACTIONS = frozenset(
 )
 
 
-class ChatScreen(TurnActions, FeedbackActions, CheckActions, ConversationActions, Screen[None]):
+class ChatScreen(TurnActions, FeedbackActions, CheckActions, ConversationActions, ToolActions, Screen[None]):
     """Sidebar, chat view, prompt and status bar, and the conversation that is open."""
 
     AUTO_FOCUS = "#prompt"
@@ -95,6 +96,7 @@ class ChatScreen(TurnActions, FeedbackActions, CheckActions, ConversationActions
         self.status.model = session.model_name
         self.status.state = "ready" if session.loaded else "loading model"
         self.status.memory = memory_state(session)
+        self.attach_tools(session)
         self.refresh_sidebar()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -138,12 +140,14 @@ class ChatScreen(TurnActions, FeedbackActions, CheckActions, ConversationActions
 
     def on_mount(self) -> None:
         if self.session is not None:
+            self.attach_tools(self.session)
             self.refresh_sidebar()
 
     def shutdown(self, timeout: float = 30) -> None:
         """Stop a reply in progress and wait for its thread (closing the model under it could crash llama.cpp)."""
         if self.stop_event is not None:
             self.stop_event.set()  # the worker stores the partial reply and ends at the next chunk
+        self.cancel_tool_questions(close=True)  # a turn waiting for "run this tool?" hears Cancel
         self.idle.wait(timeout)
 
     def fail(self, error: str) -> None:

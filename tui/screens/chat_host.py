@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from assistant.session import Session
     from assistant.turn import Turn, TurnResult
     from storage.db import Store
+    from tui.screens.tool_confirm import ToolConfirmer
     from tui.widgets.chat_view import ChatView
     from tui.widgets.message import Reply
     from tui.widgets.prompt import PromptInput
@@ -28,6 +29,7 @@ class ChatHost(Protocol):
     stop_event: threading.Event | None
     idle: threading.Event
     reply: Reply | None
+    tool_confirm: ToolConfirmer | None
 
     @property
     def app(self) -> App[Any]: ...
@@ -68,3 +70,5 @@ class ChatHost(Protocol):
     def verdict_of(result: TurnResult) -> tuple[str | None, ReplyCheck | None]: ...
     async def show_verdict(self, reply: Reply, result: TurnResult) -> None: ...
     def open_why(self, reply: Reply) -> None: ...
+    async def show_tool_results(self, reply: Reply, turn: Turn) -> None: ...
+    def cancel_tool_questions(self, *, close: bool = False) -> None: ...

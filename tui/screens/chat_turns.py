@@ -167,6 +167,7 @@ class TurnActions:
                 message_id=result.message_id, tokens_per_s=result.tokens_per_s, marker=marker, error=error
             )
             await self.show_verdict(reply, result)
+            await self.show_tool_results(reply, turn)
             if result.tokens_per_s:
                 self.status.tokens_per_s = result.tokens_per_s
             self.status.state = "stopped" if result.finish_reason == "cancelled" else "ready"
@@ -202,6 +203,7 @@ class TurnActions:
     def action_stop(self: ChatHost) -> None:
         if self.stop_event is not None:
             self.stop_event.set()
+            self.cancel_tool_questions()
 
     # -- regenerate, retry, edit ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from tui.widgets.check_badge import CheckBadge, valid_badge
 from tui.widgets.checked_markdown import CheckedMarkdown, highlights, mark
 from tui.widgets.notes import TRIMMED_MESSAGE, FailedTurn, TurnNotice
 from tui.widgets.recalled import Recalled
+from tui.widgets.tool_result import ToolResultView, results_of
 
 # A 200,000-character paste is stored in full, but laying it all out would stall the terminal.
 SHOWN_USER_CHARS = 4000
@@ -83,6 +84,7 @@ class Reply(Vertical):
         self.notice: str | None = None
         self.streaming = False
         self.recalled: list[RecalledItem] = []  # what the reply was given from memory
+        self.tools = results_of(getattr(message, "tools", None))  # what its tools returned (ToolResult dicts)
         # The checker's verdict (None: never checked, e.g. older replies or the checker off).
         self.check = ReplyCheck.from_json(message.checks) if message else None
         self.badge = valid_badge(message.badge if message else None) or (self.check.badge if self.check else None)
@@ -90,6 +92,8 @@ class Reply(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self.meta_text(), classes="meta")
+        for result in self.tools:  # above the text: the tools ran before it was written
+            yield ToolResultView(result)
         yield self._body()
         if self.badge:
             yield CheckBadge(self.badge, self.check)
@@ -125,6 +129,13 @@ class Reply(Vertical):
         await self.query(TurnNotice).remove()
         if text:
             await self.mount(TurnNotice(text), after=self.query(".body, CheckBadge").last())
+
+    async def show_tools(self, results: list[dict[str, object]]) -> None:
+        """Show what the reply's tools returned (ToolResult dicts), above its text."""
+        self.tools = [dict(r) for r in results]
+        await self.query(ToolResultView).remove()
+        if self.tools:
+            await self.mount_all([ToolResultView(r) for r in self.tools], before=self.query_one(".body"))
 
     async def show_recalled(self, items: list[RecalledItem]) -> None:
         """Show (under the body, collapsed) the memories this reply was given."""
