@@ -56,9 +56,12 @@ def stated(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def sources_for(user_messages: Sequence[str], facts: Sequence[str], recalls: Sequence[str]) -> list[str]:
-    """Everything a reply may rest on: the user's statements, the remembered facts, the recalled snippets."""
-    return [*stated(user_messages), *facts, *recalls]
+def sources_for(
+    user_messages: Sequence[str], facts: Sequence[str], recalls: Sequence[str], tools: Sequence[str] = ()
+) -> list[str]:
+    """Everything a reply may rest on: the user's statements, the remembered facts, the recalled snippets and the
+    results of tools called in the conversation."""
+    return [*stated(user_messages), *facts, *recalls, *tools]
 
 
 def make_guard(user_inputs: Sequence[str], policy: Policy) -> Guard | None:

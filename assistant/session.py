@@ -42,6 +42,8 @@ from assistant.reply_store import write_kept
 from assistant.runtime import Backend, Chunk, GenerationParams, Loader, load_backend
 from assistant.sensitive import save_warning
 from assistant.session_memory import MemoryFactory, SessionMemory, open_memory
+from assistant.session_tools import SessionTools, ToolReply, is_tool_command, store_tool_results, stored_results
+from assistant.tool_calls import ToolLoop, chat_template, render_tools, supports_tools, tool_style
 from assistant.turn import AfterReply, Turn, TurnResult, TurnSetup
 from storage.db import Store
 from storage.facts import MAX_FACT_CHARS, add_fact
@@ -50,6 +52,7 @@ from storage.records import Message
 from storage.revisions import recalled_for, supersede
 
 if TYPE_CHECKING:
+    from assistant.tools.registry import Confirm, Tools
     from storage.embedder import Embedder
     from storage.memory import Memory
 
@@ -135,6 +138,10 @@ class Session:
         )
         self._use_memory = settings.memory if use_memory is None else use_memory
         self.after_reply: list[AfterReply] = [self._index_reply]
+        self._tools = SessionTools(settings, self.home)
+        # Asked before a tool with side effects runs, from the thread running the turn (the CLI: --yes or a prompt;
+        # the TUI: a modal). None: such tools are refused, and the reply says so.
+        self.confirm_tool: Confirm | None = None
         # Replies finished while another program held the database, kept to be written when it can be.
         self.spool = unsaved_dir(self.home)
         self._write_kept()
@@ -186,10 +193,16 @@ class Session:
 
     def close(self) -> None:
         self._memory.close()
+        self._tools.close()
         with self._load_lock:
             if self._backend is not None:
                 self._backend.close()
                 self._backend = None
+
+    @property
+    def tools(self) -> Tools:
+        """The tools (built-ins, plugins, MCP servers), loaded on first use: a turn that calls none loads none."""
+        return self._tools.get()
 
     # -- memory ---------------------------------------------------------------------------------------------
 
@@ -279,10 +292,11 @@ class Session:
         turn.guard = make_guard(typed, self.settings.privacy)
         if self.settings.grounding:
             said = [m["content"] for m in past.messages if m["role"] == "user"] + [text]  # with their notes
-            turn.sources = sources_for(said, [f.text for f in block.facts], [r.text for r in block.recalls])
+            recalls = [r.text for r in block.recalls]
+            turn.sources = sources_for(said, [f.text for f in block.facts], recalls, stored_results(history))
 
     def _setup(self, checked: bool = True) -> TurnSetup:
-        steps = [*self.after_reply, *(self._checker() if checked else [])]
+        steps = [*self.after_reply, store_tool_results, *(self._checker() if checked else [])]
         return TurnSetup(
             store=self.store,
             params=self.generation_params(),
@@ -295,6 +309,7 @@ class Session:
         """Store the user's message (first, always), then load the model and plan the prompt."""
         text = validate_message(text)
         self._check_remember(text)
+        self._tools.request(text)  # `/tool NAME ...`: a typo is refused before anything is stored
         if conversation_id is None:
             conversation_id = self.store.create_conversation(model=self.model_name)
         else:
@@ -312,6 +327,7 @@ class Session:
         text = validate_message(text)
         redo = redo_for.edit(self.store, user_message_id)
         self._check_remember(text)
+        self._tools.request(text)
         return self._send(redo.conversation_id, text, redo.history, redo.replaces)
 
     def retry(self, conversation_id: int) -> Turn:
@@ -378,6 +394,8 @@ class Session:
         replaces: Sequence[int] = (),
     ) -> Turn:
         """Plan the prompt for a stored message of the user and return the turn that will answer it."""
+        if is_tool_command(text):
+            return self._tool_turn(conversation_id, user_message_id, text, replaces)
         backend = self.load()
         adapter_notice = self.sync_adapter()
         if adapter_notice:
@@ -387,12 +405,44 @@ class Session:
         system = self.settings.system_prompt
         if block.facts_text:
             system = f"{system.rstrip()}\n\n{block.facts_text}" if system.strip() else block.facts_text
+        offered = self._offered_tools(backend, notices)
+        if offered:
+            system = f"{system.rstrip()}\n\n{offered}" if system.strip() else offered
         plan = plan_prompt(backend, system, past.messages, text, self.settings.max_tokens, note=block.note)
         if plan.user_trimmed:
             self.store.update_message(user_message_id, context_trimmed=1)
-        turn = Turn(self._setup(), backend, conversation_id, user_message_id, plan, replaces=replaces)
+        model: Backend = backend
+        if offered:
+            model = ToolLoop(
+                backend, self.tools, plan.messages, steps=self.settings.tool_steps, confirm=self.confirm_tool
+            )
+        turn = Turn(self._setup(), model, conversation_id, user_message_id, plan, replaces=replaces)
+        if isinstance(model, ToolLoop):
+            turn.tools = model.results
         turn.memories = list(block.recalls)
         turn.facts = list(block.facts)
         self._attach_checker(turn, text, history, past, block)
         turn.notice = " ".join(n for n in (plan.notice, *notices, memory_notice) if n) or None
+        return turn
+
+    def _offered_tools(self, backend: Backend, notices: list[str]) -> str:
+        """The tools for the system prompt when the model may call them ("" on the hot path: setting off, or a
+        template without tools, as for the bundled models; nothing is loaded then)."""
+        if not (self.settings.tools and self.settings.tool_steps > 0 and supports_tools(backend)):
+            return ""
+        try:
+            tools = self.tools.list()
+        except Exception as exc:  # the chat goes on without tools
+            notices.append(f"The tools could not be loaded ({type(exc).__name__}: {exc}).")
+            return ""
+        return render_tools(tools, tool_style(chat_template(backend))) if tools else ""
+
+    def _tool_turn(self, conversation_id: int, user_message_id: int, text: str, replaces: Sequence[int]) -> Turn:
+        """`/tool NAME ...`: the reply is the tool's result, written without the model."""
+        request = self._tools.request(text)
+        assert request is not None
+        reply = ToolReply(self.tools, request, self.confirm_tool)
+        plan = PromptPlan("", 0, [], 0, 0, False, None)
+        turn = Turn(self._setup(checked=False), reply, conversation_id, user_message_id, plan, replaces=replaces)
+        turn.tools = reply.results
         return turn

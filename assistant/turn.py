@@ -30,6 +30,7 @@ from storage.facts import Fact, RecallRecord, record_recalls
 if TYPE_CHECKING:
     from assistant.checks.privacy import PolicyOutcome
     from assistant.reply_check import Guard
+    from assistant.tools.core import ToolResult
     from storage.memory import Recall
 
 
@@ -52,6 +53,7 @@ class TurnResult:
     checks: dict[str, Any] | None = None  # the checker's verdict (assistant.checks.ReplyCheck.to_dict()), when on
     badge: str | None = None  # its one word: ok, check, unsupported or masked
     adapter: str | None = None  # the learning adapter the reply was written with ("v3"); None: the base model
+    tools: list[dict[str, Any]] = field(default_factory=list)  # tool results it was given (ToolResult.to_dict())
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -114,6 +116,7 @@ class Turn:
         self.sources: list[str] = []  # what the reply may rest on: the user's statements, facts, recalled snippets
         self.logprobs: list[tuple[int, float]] = []  # (offset into the raw reply, log-probability), when recorded
         self.privacy: PolicyOutcome | None = None  # the privacy check over the whole reply, once it has ended
+        self.tools: list[ToolResult] = []  # results of the tools called for this reply (stored with it)
         self._unsaved = ""  # the sentence for a reply that could not be written
 
     def _add_notice(self, text: str) -> None:

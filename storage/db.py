@@ -48,6 +48,7 @@ MESSAGE_FIELDS = {
     "created_at",
     "checks",
     "badge",
+    "tools",
 }
 
 

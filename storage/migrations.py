@@ -326,3 +326,10 @@ def m007_learning(db: sqlite_utils.Database) -> None:
         ) WITHOUT ROWID"""
     )
     db.execute("CREATE INDEX adapter_items_item ON adapter_items(kind, item_id)")
+
+
+@migration
+def m008_tools(db: sqlite_utils.Database) -> None:
+    # The tool results a reply was given or written from (a JSON list of ToolResult.to_dict()), stored with the
+    # reply so that history, export and the grounding of later turns read them without running the tool again.
+    db.execute("ALTER TABLE messages ADD COLUMN tools TEXT")

@@ -44,6 +44,7 @@ class Message:
     superseded_by: int | None = None  # the message that replaced this one (regenerate, edit, retry)
     checks: str | None = None  # the checker's findings on a reply, JSON (assistant.checks.ReplyCheck.to_json)
     badge: str | None = None  # the checker's verdict: ok, check, unsupported or masked (None: not checked)
+    tools: str | None = None  # tool results the reply rests on, JSON (a list of ToolResult.to_dict())
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Message:

@@ -116,6 +116,13 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Stdio MCP servers whose tools the assistant may call, by name ([mcp_servers.NAME] tables).",
     )
+    tools: bool = Field(
+        True,
+        description="Let a model whose chat template supports tools call them (off: only `/tool NAME` runs one).",
+    )
+    tool_steps: int = Field(
+        3, ge=0, le=20, description="Most rounds of tool calls the model may make before it must answer."
+    )
     plugins_disabled: list[str] = Field(
         default_factory=list,
         description="Installed plugins not to load, by entry-point name (see `assistant plugins list`).",

@@ -28,6 +28,11 @@ def message_record(message: Message) -> dict[str, Any]:
             record["checks"] = json.loads(record["checks"])
         except ValueError:
             record["checks"] = None
+    if record.get("tools"):  # the tool results, stored as JSON text, exported as the list they are
+        try:
+            record["tools"] = json.loads(record["tools"])
+        except ValueError:
+            record["tools"] = None
     return record
 
 

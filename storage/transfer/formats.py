@@ -77,12 +77,26 @@ def _own_message(value: Any, where: str) -> dict[str, Any]:
             raise Invalid(f"{where}: checks must be the checker's object and badge one of {', '.join(BADGES)}")
         record["checks"] = json.dumps(checks, ensure_ascii=False, separators=(",", ":"))
         record["badge"] = badge
+    tools = msg.get("tools")
+    if tools is not None:
+        record["tools"] = tool_results(tools, where)
     # The exported ids only link a superseded message (regenerated, edited, retried) to its replacement.
     for name in ("id", "superseded_by"):
         value = msg.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             record[name] = value
     return record
+
+
+def tool_results(value: Any, where: str) -> str:
+    """A message's tool results (a list of ToolResult.to_dict()) as the JSON text stored, each checked."""
+    if not isinstance(value, list):
+        raise Invalid(f"{where}: tools must be a list of tool results")
+    for i, item in enumerate(value, 1):
+        ok = isinstance(item, dict) and isinstance(item.get("tool"), str) and isinstance(item.get("content"), str)
+        if not ok or not isinstance(item.get("arguments", {}), dict) or item.get("ok") not in (True, False):
+            raise Invalid(f"{where}: tool result {i} must have a tool name, arguments, ok and its content as text")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def minimal_conversation(value: Any, where: str) -> dict[str, Any]:
