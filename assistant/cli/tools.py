@@ -40,7 +40,7 @@ def open_tools() -> Iterator[Tools]:
 
 
 def parameters_summary(tool: Tool) -> str:
-    """``name: type`` per parameter, required ones first and marked, for a table cell."""
+    """``name: type`` per parameter, required ones first, optional ones in brackets, for a table cell."""
     properties: dict[str, Any] = tool.parameters.get("properties") or {}
     required = set(tool.parameters.get("required") or [])
 
@@ -53,8 +53,9 @@ def parameters_summary(tool: Tool) -> str:
             return f"list[{kind(schema.get('items') or {})}]"
         return str(schema.get("type", "any"))
 
-    parts = [f"{name}{'' if name in required else '='}: {kind(schema or {})}" for name, schema in properties.items()]
-    return ", ".join(sorted(parts, key=lambda p: "=" in p.split(":")[0]))
+    needed = [f"{name}: {kind(schema or {})}" for name, schema in properties.items() if name in required]
+    optional = [f"[{name}: {kind(schema or {})}]" for name, schema in properties.items() if name not in required]
+    return ", ".join(needed + optional)
 
 
 def tool_dict(tool: Tool) -> dict[str, Any]:
