@@ -50,6 +50,10 @@ class Tools:
         self._started: builtins.list[ToolSource] = []
         self.commands: dict[str, click.Command] = dict(commands or {})
 
+    def add_source(self, source: ToolSource) -> None:
+        """A lazily started source (it starts when tools are next listed or an unknown name is asked for)."""
+        self._pending.append(source)
+
     @property
     def failures(self) -> builtins.list[PluginInfo]:
         """Plugins and sources that failed (they are in ``plugins()`` too)."""
@@ -187,7 +191,9 @@ class Tools:
         self.close()
 
 
-def _mcp_sources(settings: Settings) -> tuple[builtins.list[ToolSource], builtins.list[PluginInfo]]:
+def _mcp_sources(
+    settings: Settings, home: Path, reserved: Callable[[], builtins.list[str]]
+) -> tuple[builtins.list[ToolSource], builtins.list[PluginInfo]]:
     servers = getattr(settings, "mcp_servers", None) or {}
     if not servers:
         return [], []
@@ -200,7 +206,7 @@ def _mcp_sources(settings: Settings) -> tuple[builtins.list[ToolSource], builtin
     failed: builtins.list[PluginInfo] = []
     for name, server in servers.items():
         try:
-            sources.append(McpSource(name, server))
+            sources.append(McpSource(name, server, home, reserved=reserved))
         except Exception as exc:
             failed.append(PluginInfo(f"mcp:{name}", "mcp", "failed", error=one_sentence(f"{exc}")))
     return sources, failed
@@ -217,8 +223,13 @@ def load_tools(
     loaded = load_plugins(
         PluginContext(home=home, settings=settings), entry_points=entry_points, reserved_commands=reserved_commands
     )
-    sources, failed = _mcp_sources(settings)
-    return Tools(loaded.tools, [*loaded.infos, *failed], sources, loaded.commands)
+    tools = Tools(loaded.tools, loaded.infos, (), loaded.commands)
+    # A server's tool named like one already loaded gets the server's prefix (the source asks which names are taken).
+    sources, failed = _mcp_sources(settings, home, tools.names)
+    for source in sources:
+        tools.add_source(source)
+    tools._plugins += failed
+    return tools
 
 
 __all__ = ["Confirm", "ToolSource", "Tools", "load_tools"]
