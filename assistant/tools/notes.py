@@ -1,0 +1,482 @@
+"""Read-only search of the user's notes folder (``notes_dir``): Markdown and text files, found by meaning and words.
+
+Each note is cut into passages (a paragraph under its heading; long ones split at sentences) and embedded with the
+memory's embedder (the bundled MiniLM). The vectors are kept in a small SQLite index in the data dir, keyed by each
+file's path, modification time and size, so a search re-embeds only the notes that changed since the last one; a
+note that is removed leaves the index on the next search. The index holds snippets of the notes, so it lives in the
+private data dir, never in the shared cache dir, and it is derived: deleting it only costs the next search a rebuild.
+
+A passage's score is its cosine similarity to the query plus a small boost for the query's words it contains (names
+and rare words count even when the embedder misses them). Nothing here writes to the notes folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistant.errors import InputError, StorageError
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
+    from storage.embedder import Embedder
+
+Embed = Callable[[list[str]], list[list[float]]]
+
+SUFFIXES = (".md", ".markdown", ".txt")
+MARKDOWN = (".md", ".markdown")
+MAX_FILE_BYTES = 1_000_000  # a note past this is an export or a log, not a note: skipped
+MAX_FILES = 10_000
+CHUNK_CHARS = 1000  # about the embedder's 256-token window
+SHORT_CHARS = 50  # a passage this short ("See also:", a date) joins the next one under the same heading
+SNIPPET_CHARS = 300
+KEYWORD_WEIGHT = 0.15
+MIN_SCORE = 0.25  # below this a passage is noise (unrelated text scores about 0-0.15 with MiniLM)
+PER_FILE = 2  # one long note may not fill every result
+MAX_LIMIT = 20
+EMBED_BATCH = 64
+# The chunker and the embedder: a change to either rebuilds the index.
+INDEX_VERSION = "1:all-MiniLM-L6-v2"
+
+_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(
+    "the and for with what where when which who how that this these those from about into over under are was were "
+    "has have had not but you your my our their its can could would should did does any all some notes note".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteFile:
+    rel: str  # posix path relative to the notes folder
+    path: Path
+    mtime_ns: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    heading: str  # "Recipes > Sauces"; "" before the first heading or in a text file
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    path: str
+    heading: str
+    snippet: str
+    score: float
+
+
+@dataclass(slots=True)
+class Refresh:
+    """What one refresh of the index did."""
+
+    embedded: list[str] = field(default_factory=list)  # files (re-)embedded now
+    removed: list[str] = field(default_factory=list)  # files gone from the folder, dropped from the index
+    skipped: list[str] = field(default_factory=list)  # binary or undecodable files (too-large ones never get here)
+    unchanged: int = 0
+    files: int = 0  # note files found in the folder (readable or not)
+    notes: int = 0  # notes in the index: files read as text
+    capped: bool = False  # more than MAX_FILES notes: only the first were indexed
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Files and passages
+
+
+def note_files(root: Path) -> Iterator[NoteFile]:
+    """The notes under ``root``, sorted: Markdown and text files, not hidden, not in hidden folders, not too large.
+    Unreadable folders are passed over; symlinked folders are not followed (no loops, no escaping the folder)."""
+    for folder, dirs, files in os.walk(root, onerror=lambda _exc: None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith(".") or not name.lower().endswith(SUFFIXES):
+                continue
+            path = Path(folder, name)
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            if not path.is_file() or stat.st_size > MAX_FILE_BYTES:
+                continue
+            yield NoteFile(path.relative_to(root).as_posix(), path, stat.st_mtime_ns, stat.st_size)
+
+
+def read_note(path: Path) -> str | None:
+    """The note's text, or None when it is binary (a NUL byte) or not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def _split_long(text: str) -> list[str]:
+    """A passage cut into pieces of at most CHUNK_CHARS, at sentence ends where it can be."""
+    if len(text) <= CHUNK_CHARS:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        while len(sentence) > CHUNK_CHARS:  # one endless sentence: cut at a space
+            cut = sentence.rfind(" ", 0, CHUNK_CHARS)
+            cut = cut if cut > CHUNK_CHARS // 2 else CHUNK_CHARS
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if current and len(current) + 1 + len(sentence) > CHUNK_CHARS:
+            pieces.append(current)
+            current = ""
+        current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return [p for p in pieces if p]
+
+
+def _front_matter_end(lines: list[str]) -> int:
+    """The first line after a YAML front matter block (``---`` ... ``---`` at the top), else 0."""
+    if lines and lines[0].strip() == "---":
+        for at, line in enumerate(lines[1:60], start=1):
+            if line.strip() in ("---", "..."):
+                return at + 1
+    return 0
+
+
+def passages(text: str, markdown: bool = True) -> list[Passage]:
+    """A note cut into passages: paragraphs (blank-line separated) under their Markdown headings; a fenced code
+    block stays whole; very short paragraphs join the next one, long ones are split at sentences."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if markdown:
+        lines = lines[_front_matter_end(lines) :]
+    headings: list[str] = []
+    out: list[Passage] = []
+    paragraph: list[str] = []
+    in_fence = False
+
+    def flush() -> None:
+        body = "\n".join(paragraph).strip()
+        paragraph.clear()
+        if not body:
+            return
+        heading = " > ".join(h for h in headings if h)
+        if out and out[-1].heading == heading and len(out[-1].text) < SHORT_CHARS:
+            if len(out[-1].text) + 2 + len(body) <= CHUNK_CHARS:
+                out[-1] = Passage(heading, f"{out[-1].text}\n\n{body}")
+                return
+        out.extend(Passage(heading, piece) for piece in _split_long(body))
+
+    for line in lines:
+        if markdown and _FENCE.match(line):
+            in_fence = not in_fence
+            paragraph.append(line)
+            continue
+        if in_fence:
+            paragraph.append(line)
+            continue
+        heading = _HEADING.match(line) if markdown else None
+        if heading:
+            flush()
+            level = len(heading.group(1))
+            headings = (headings + [""] * level)[: level - 1] + [heading.group(2).strip()]
+        elif not line.strip():
+            flush()
+        else:
+            paragraph.append(line)
+    flush()
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Words
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's words that say something (not stopwords, at least three letters or a number), stemmed."""
+    words = [w for w in _WORD.findall(query.lower()) if (len(w) >= 3 or w.isdigit()) and w not in _STOPWORDS]
+    return list(dict.fromkeys(_stem(w) for w in words))
+
+
+def _keyword_share(terms: list[str], haystack: str) -> float:
+    if not terms:
+        return 0.0
+    words = {_stem(w) for w in _WORD.findall(haystack.lower())}
+    return sum(term in words for term in terms) / len(terms)
+
+
+def snippet(text: str, terms: list[str], limit: int = SNIPPET_CHARS) -> str:
+    """The passage on one line, cut to ``limit`` around the first query word it holds."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    lower = line.lower()
+    starts = [m.start() for term in terms if (m := re.search(rf"\b{re.escape(term)}", lower))]
+    start = max(0, min(starts) - limit // 4) if starts else 0
+    start = min(start, len(line) - limit)
+    if start > 0:
+        space = line.find(" ", start)
+        start = space + 1 if 0 <= space < start + 30 else start
+    piece = line[start : start + limit]
+    if start + limit < len(line):
+        piece = piece.rsplit(" ", 1)[0] + "…"
+    return ("…" + piece) if start > 0 else piece
+
+
+# -------------------------------------------------------------------------------------------------------------
+# The index
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,
+    status TEXT NOT NULL, run INTEGER NOT NULL, passages INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_path ON passages (path);
+"""
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: Path) -> threading.Lock:
+    # A search given up on by its timeout keeps indexing in its thread; the next one waits for it, not beside it.
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path.resolve(), threading.Lock())
+
+
+class NotesIndex:
+    """The index of one notes folder, in one SQLite file; a different folder or version starts it afresh."""
+
+    def __init__(self, root: Path, db_path: Path, embed: Embed) -> None:
+        self.root = root
+        self.db_path = db_path
+        self.embed = embed
+
+    def _connect(self) -> sqlite3.Connection:
+        from storage.paths import ensure_private_dir, make_private
+
+        ensure_private_dir(self.db_path.parent)
+        conn = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            make_private(self.db_path)
+            conn.executescript(_SCHEMA)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("root") != str(self.root) or meta.get("version") != INDEX_VERSION:
+                with conn:
+                    conn.execute("DELETE FROM passages")
+                    conn.execute("DELETE FROM files")
+                    conn.execute("DELETE FROM meta")
+                    conn.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("root", str(self.root)), ("version", INDEX_VERSION), ("runs", "0")],
+                    )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StorageError(f"The notes index {self.db_path} is busy; try again in a moment.") from exc
+            # A damaged index (a crash mid-write, a stray file): it is derived, so start it again.
+            try:
+                self.db_path.unlink(missing_ok=True)
+                return self._connect()
+            except (OSError, sqlite3.DatabaseError) as again:
+                raise StorageError(
+                    f"The notes index {self.db_path} cannot be written ({again}); check the data directory."
+                ) from again
+
+    def refresh(self) -> Refresh:
+        """Bring the index up to date with the folder: embed new and changed notes, drop removed ones."""
+        with _lock_for(self.db_path):
+            conn = self._open()
+            try:
+                return self._refresh(conn)
+            finally:
+                conn.close()
+
+    def _refresh(self, conn: sqlite3.Connection) -> Refresh:
+        report = Refresh()
+        known = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT path, mtime_ns, size FROM files")}
+        found: dict[str, NoteFile] = {}
+        for note in note_files(self.root):
+            if len(found) >= MAX_FILES:
+                report.capped = True
+                break
+            found[note.rel] = note
+        report.files = len(found)
+        gone = sorted(set(known) - set(found))
+        if gone:
+            with conn:
+                conn.executemany("DELETE FROM passages WHERE path = ?", [(p,) for p in gone])
+                conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in gone])
+            report.removed = gone
+        changed = [n for rel, n in found.items() if known.get(rel) != (n.mtime_ns, n.size)]
+        report.unchanged = len(found) - len(changed)
+        if changed:
+            self._embed_changed(conn, changed, report)
+        report.notes = int(conn.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0])
+        return report
+
+    def _embed_changed(self, conn: sqlite3.Connection, changed: list[NoteFile], report: Refresh) -> None:
+        with conn:
+            run = int(conn.execute("SELECT value FROM meta WHERE key = 'runs'").fetchone()[0]) + 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'runs'", [str(run)])
+        batch: list[tuple[NoteFile, str, list[Passage]]] = []
+        for note in changed:
+            text = read_note(note.path)
+            if text is None:
+                batch.append((note, "skipped", []))
+                report.skipped.append(note.rel)
+            else:
+                batch.append((note, "ok", passages(text, note.rel.lower().endswith(MARKDOWN))))
+                report.embedded.append(note.rel)
+            if sum(len(parts) for _, _, parts in batch) >= EMBED_BATCH:
+                self._write(conn, batch, run)
+                batch = []
+        if batch:
+            self._write(conn, batch, run)
+
+    def _write(self, conn: sqlite3.Connection, batch: list[tuple[NoteFile, str, list[Passage]]], run: int) -> None:
+        """Embed and store a batch of notes in one transaction (a search cut short keeps what it finished)."""
+        import numpy as np
+
+        texts = [_embedding_text(note, part) for note, _, parts in batch for part in parts]
+        vectors = np.asarray(self.embed(texts), dtype=np.float32) if texts else np.zeros((0, 0), np.float32)
+        at = 0
+        with conn:
+            for note, status, parts in batch:
+                conn.execute("DELETE FROM passages WHERE path = ?", [note.rel])
+                conn.executemany(
+                    "INSERT INTO passages (path, heading, text, vector) VALUES (?, ?, ?, ?)",
+                    [(note.rel, p.heading, p.text, vectors[at + i].tobytes()) for i, p in enumerate(parts)],
+                )
+                at += len(parts)
+                conn.execute(
+                    "INSERT OR REPLACE INTO files (path, mtime_ns, size, status, run, passages) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [note.rel, note.mtime_ns, note.size, status, run, len(parts)],
+                )
+
+    def search(self, query: str, limit: int = 5) -> list[Hit]:
+        """The best passages for ``query`` (the index as it is now: call ``refresh`` first)."""
+        import numpy as np
+
+        with _lock_for(self.db_path):
+            conn = self._open()
+            try:
+                rows = conn.execute("SELECT path, heading, text, vector FROM passages ORDER BY id").fetchall()
+            finally:
+                conn.close()
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        query_vector = np.asarray(self.embed([query])[0], dtype=np.float32)
+        terms = query_terms(query)
+        scores = matrix @ query_vector
+        scores = scores + KEYWORD_WEIGHT * np.array(
+            [_keyword_share(terms, f"{path} {heading} {text}") for path, heading, text, _ in rows], dtype=np.float32
+        )
+        hits: list[Hit] = []
+        per_file: dict[str, int] = {}
+        for at in np.argsort(-scores, kind="stable"):
+            score = float(scores[at])
+            if score < MIN_SCORE or len(hits) >= limit:
+                break
+            path, heading, text, _ = rows[at]
+            if per_file.get(path, 0) >= PER_FILE:
+                continue
+            per_file[path] = per_file.get(path, 0) + 1
+            hits.append(Hit(path, heading, snippet(text, terms), round(score, 3)))
+        return hits
+
+
+def _embedding_text(note: NoteFile, part: Passage) -> str:
+    # The heading (or, without one, the file's name) says what a short paragraph is about.
+    title = part.heading or Path(note.rel).stem.replace("-", " ").replace("_", " ")
+    return f"{title}\n{part.text}"
+
+
+# -------------------------------------------------------------------------------------------------------------
+# The tool's work
+
+_EMBEDDERS: dict[int, Embedder] = {}
+_EMBEDDERS_GUARD = threading.Lock()
+
+
+def shared_embedder(threads: int) -> Embedder:
+    """One embedder per process (it loads on first use, about a second; the ONNX export is shared with memory)."""
+    from storage.embedder import Embedder
+
+    with _EMBEDDERS_GUARD:
+        if threads not in _EMBEDDERS:
+            _EMBEDDERS[threads] = Embedder(threads=threads)
+        return _EMBEDDERS[threads]
+
+
+def notes_root(settings: Settings, home: Path) -> Path:
+    """The configured notes folder; InputError (one sentence, saying how to set it) when none is usable."""
+    from storage.paths import settings_file
+
+    if not settings.notes_dir:
+        raise InputError(
+            'No notes folder is set: add notes_dir = "~/notes" (your folder of Markdown or text notes) to '
+            f"{settings_file(home)}, or set ASSISTANT_NOTES_DIR."
+        )
+    root = Path(settings.notes_dir).expanduser()
+    if not root.is_dir():
+        raise InputError(
+            f"The notes folder {root} (notes_dir) does not exist or is not a folder; create it or change notes_dir "
+            f"in {settings_file(home)}."
+        )
+    return root.resolve()
+
+
+def search(settings: Settings, home: Path, query: str, limit: int = 5, embed: Embed | None = None) -> str:
+    """Search the notes folder and say what was found, as text for the user and the model."""
+    from storage.paths import notes_index_path
+
+    query = " ".join(query.split())
+    if not query:
+        raise InputError("Nothing to search for: give a few words saying what the note is about.")
+    limit = max(1, min(limit, MAX_LIMIT))
+    root = notes_root(settings, home)
+    index = NotesIndex(root, notes_index_path(home), embed or shared_embedder(settings.embedder_threads).embed)
+    report = index.refresh()
+    if report.notes == 0:
+        return f"The notes folder {root} holds no Markdown or text notes (.md, .markdown, .txt) to search."
+    hits = index.search(query, limit)
+    capped = f" (only the first {MAX_FILES:,} notes are searched)" if report.capped else ""
+    if not hits:
+        return f'Nothing in your {report.notes} notes in {root} matches "{query}"{capped}.'
+    lines = [f'{len(hits)} passage{"s" if len(hits) != 1 else ""} from your notes in {root} for "{query}"{capped}:']
+    for n, hit in enumerate(hits, start=1):
+        where = f"{hit.path}, {hit.heading}" if hit.heading else hit.path
+        lines.append(f"{n}. {where} (score {hit.score:.2f})\n   {hit.snippet}")
+    return "\n".join(lines)
