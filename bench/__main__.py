@@ -32,6 +32,7 @@ PARTS = (
     "stream",
     "personal",
     "learn",
+    "plugins",
 )
 
 
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         multi_turn,
         oneshot,
         personal,
+        plugins,
         quality,
         recall,
         rss,
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         "stream": (lambda: check_stream.run(reps=max(3, args.reps)), check_stream.rows),
         "personal": (lambda: personal.run(reps=max(2, args.reps - 3)), personal.rows),
         "learn": (lambda: learn_speed.run(reps=max(1, args.reps - 3)), learn_speed.rows),
+        "plugins": (lambda: plugins.run(reps=max(5, args.reps * 2)), plugins.rows),
     }
     started = time.perf_counter()
     results: dict[str, Any] = {
