@@ -30,9 +30,13 @@ class McpServer(BaseModel):
     command: str = Field(min_length=1, description="The program that starts the server (a path, or a name on PATH).")
     args: list[str] = Field(default_factory=list, description="Its command-line arguments.")
     env: dict[str, str] = Field(
-        default_factory=dict, description="Environment variables it needs (it gets only these, PATH and HOME)."
+        default_factory=dict,
+        description="Environment variables it needs (besides these it gets only TZ, PATH, HOME, USER, LOGNAME, "
+        "SHELL and TERM).",
     )
-    timeout: float = Field(20.0, gt=0.0, le=600.0, description="Seconds to wait for it to start, and for each call.")
+    timeout: float = Field(
+        default=20.0, gt=0.0, le=600.0, description="Seconds to wait for it to start, and for each call."
+    )
 
 
 class Settings(BaseModel):

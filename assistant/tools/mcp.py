@@ -41,6 +41,10 @@ STOP_SECONDS = 10.0
 # SHELL, TERM, USER): the local timezone matters to servers that speak about time.
 PASSED_ENV = ("TZ",)
 DESCRIPTION_CHARS = 1000
+# JSON-RPC codes the SDK raises for its own failures (mcp_types.CONNECTION_CLOSED, REQUEST_TIMEOUT), copied so that
+# reading an error does not import the SDK
+CONNECTION_CLOSED = -32000
+REQUEST_TIMEOUT = -32001
 
 
 class McpError(AssistantError):
@@ -81,6 +85,12 @@ def _leaf(exc: BaseException) -> BaseException:
         inner = [e for e in exc.exceptions if not isinstance(e, asyncio.CancelledError)]
         exc = (inner or list(exc.exceptions))[0]
     return exc
+
+
+def _code(exc: BaseException) -> int | None:
+    """The JSON-RPC error code of the SDK's ``MCPError`` (the SDK itself uses them for a timeout or a closed pipe)."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, int) else None
 
 
 def _tool_name(name: str) -> str:
@@ -149,6 +159,7 @@ class McpSource:
     def close(self) -> None:
         """End the session and the server process (idempotent; also run at exit)."""
         self._closed = True
+        self._tools = None
         atexit.unregister(self.close)
         loop, thread = self._loop, self._thread
         if loop is not None:
@@ -304,7 +315,7 @@ class McpSource:
             return self._timeout_message()
         if isinstance(exc, OSError):
             return f"The MCP server '{name}' cannot start: {exc.strerror or exc}."
-        if "connection closed" in str(exc).lower():
+        if _code(exc) == CONNECTION_CLOSED:
             return (
                 f"The MCP server '{name}' exited as it started{self._said()}; "
                 f"run '{command}' yourself to see why (log: {self.log_file})."
@@ -365,17 +376,17 @@ class McpSource:
         )
         try:
             result = future.result(self.server.timeout + 1.0)
-        except (concurrent.futures.TimeoutError, TimeoutError):
-            future.cancel()
-            raise McpError(
-                f"The MCP server '{self.server_name}' did not answer the call of {remote} within "
-                f"{self.server.timeout:g} s."
-            ) from None
         except concurrent.futures.CancelledError:
             raise McpError(f"The MCP server '{self.server_name}' was stopped during the call of {remote}.") from None
         except Exception as exc:
             leaf = _leaf(exc)
-            if "connection closed" in str(leaf).lower():
+            if isinstance(exc, TimeoutError) or _code(leaf) == REQUEST_TIMEOUT:
+                future.cancel()
+                raise McpError(
+                    f"The MCP server '{self.server_name}' did not answer the call of {remote} within "
+                    f"{self.server.timeout:g} s."
+                ) from None
+            if _code(leaf) == CONNECTION_CLOSED:
                 self._after_crash()
                 raise McpError(
                     f"The MCP server '{self.server_name}' stopped during the call of {remote}{self._said(logged)}; "
