@@ -414,3 +414,15 @@ def test_note_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
     (folder / "a.md").write_text("a", encoding="utf-8")
     os.symlink(outside, folder / "linked")
     assert [n.rel for n in notes.note_files(folder)] == ["a.md"]
+
+
+def test_keyword_boost_counts_the_query_words_a_passage_holds() -> None:
+    terms = notes.query_terms("Where are the tomatoes and berries on Elm Street?")
+    assert terms == ["tomato", "berry", "elm", "street"]  # stopwords out, plurals folded
+    assert notes._keyword_share(terms, "A tomato and a berry") == 0.5
+    assert notes._keyword_share(terms, "Elm Street: tomatoes, berries") == 1.0
+    assert notes._keyword_share(terms, "Nothing relevant") == 0.0
+    # The snippet of a long passage starts near the first query word.
+    text = "Filler words here. " * 40 + "The garage on Elm Street opens at nine." + " More filler." * 40
+    cut = notes.snippet(text, terms)
+    assert "Elm Street" in cut and cut.startswith("…") and len(cut) <= notes.SNIPPET_CHARS + 2

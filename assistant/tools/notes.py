@@ -207,7 +207,14 @@ def passages(text: str, markdown: bool = True) -> list[Passage]:
 
 
 def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+    """A plural made singular, roughly ("tomatoes", "tomato"; "berries", "berry"): enough for a keyword match."""
+    if len(word) <= 3 or not word.endswith("s") or word.endswith("ss"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith("es") and word[:-2].endswith(("s", "x", "ch", "sh", "o")):
+        return word[:-2]
+    return word[:-1]
 
 
 def query_terms(query: str) -> list[str]:
