@@ -28,6 +28,7 @@ EXPECTED = {
     "network",
     "files outside the data dir",
     "telemetry leftovers",
+    "plugins",
 }
 ORT_QUEUE = Path(".cache", "Microsoft", "DeveloperTools", ".onnxruntime")
 
