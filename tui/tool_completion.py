@@ -57,7 +57,7 @@ def complete(text: str, entries: Sequence[ToolEntry]) -> str:
         return ""
     rest = text[len(COMMAND) + 1 :]
     if " " not in rest:
-        matches = [e.name for e in entries if e.name.startswith(rest) and e.name != rest]
+        matches = sorted(e.name for e in entries if e.name.startswith(rest) and e.name != rest)
         return matches[0][len(rest) :] + " " if matches else ""
     name, _, arguments = rest.partition(" ")
     entry = next((e for e in entries if e.name == name), None)

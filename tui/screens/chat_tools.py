@@ -31,10 +31,10 @@ class ToolActions:
         """Ask before side effects with a modal, and complete `/tool` in the prompt (tools listed on first use)."""
         confirmer = ToolConfirmer(self.app, lambda: self.stop_event)
         self.tool_confirm = confirmer
-        session.confirm_tool = confirmer  # type: ignore[attr-defined]
+        session.confirm_tool = confirmer
 
         def load() -> list[ToolEntry]:
-            return entries_of(session.tools.list())  # type: ignore[attr-defined]
+            return entries_of(session.tools.list())
 
         def failed(error: str) -> None:
             self.notify(f"The tools could not be listed for completion: {error}", severity="warning", markup=False)

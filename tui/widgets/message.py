@@ -18,7 +18,7 @@ from tui.widgets.check_badge import CheckBadge, valid_badge
 from tui.widgets.checked_markdown import CheckedMarkdown, highlights, mark
 from tui.widgets.notes import TRIMMED_MESSAGE, FailedTurn, TurnNotice
 from tui.widgets.recalled import Recalled
-from tui.widgets.tool_result import ToolResultView, results_of
+from tui.widgets.tool_result import ToolResultView, results_of, views_for
 
 # A 200,000-character paste is stored in full, but laying it all out would stall the terminal.
 SHOWN_USER_CHARS = 4000
@@ -92,8 +92,7 @@ class Reply(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self.meta_text(), classes="meta")
-        for result in self.tools:  # above the text: the tools ran before it was written
-            yield ToolResultView(result)
+        yield from views_for(self.tools, self.content)  # above the text: the tools ran before it was written
         yield self._body()
         if self.badge:
             yield CheckBadge(self.badge, self.check)
@@ -135,7 +134,7 @@ class Reply(Vertical):
         self.tools = [dict(r) for r in results]
         await self.query(ToolResultView).remove()
         if self.tools:
-            await self.mount_all([ToolResultView(r) for r in self.tools], before=self.query_one(".body"))
+            await self.mount_all(views_for(self.tools, self.content), before=self.query_one(".body"))
 
     async def show_recalled(self, items: list[RecalledItem]) -> None:
         """Show (under the body, collapsed) the memories this reply was given."""

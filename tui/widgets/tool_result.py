@@ -84,10 +84,12 @@ def body(result: dict[str, Any]) -> str:
 
 
 class ToolResultView(Vertical):
-    """One tool result under a reply."""
+    """One tool result in a reply; ``compact``: its header line only (the reply's text already is its content,
+    as for `/tool NAME ...`, whose reply the tool itself wrote)."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
+    def __init__(self, result: dict[str, Any], *, compact: bool = False) -> None:
         self.result = result
+        self.compact = compact
         super().__init__(classes="tool-result" if result.get("ok") else "tool-result -failed")
 
     @property
@@ -101,4 +103,10 @@ class ToolResultView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(header(self.result), classes="tool-meta")
-        yield Static(Text(self.text), classes="tool-body")
+        if not self.compact:
+            yield Static(Text(self.text), classes="tool-body")
+
+
+def views_for(results: list[dict[str, Any]], reply_text: str) -> list[ToolResultView]:
+    """The views of a reply's tool results: one whose content is the reply's whole text shows its header only."""
+    return [ToolResultView(r, compact=body(r).strip() == reply_text.strip()) for r in results]
