@@ -58,6 +58,8 @@ def test_builtins_register_through_the_plugin_hook(tools: Tools) -> None:
     [
         ("(2 + 3) * 4", "20"),
         ("2^10", "1024"),
+        ("2^10 + 1", "1025"),  # a power, bound as tightly as **, not Python's xor
+        ("2^3^2", "512"),
         ("2 ** 0.5 * 2 ** 0.5", "2"),
         ("0.1 + 0.2", "0.3"),
         ("10 / 4", "2.5"),
