@@ -157,8 +157,10 @@ def _calls_in(body: str, where: str) -> list[ToolCall]:
     try:
         value = _loads(body)
     except ValueError:
-        name = re.search(r"""["']name["']\s*:\s*["']([^"']+)""", body)
-        return [ToolCall(name.group(1) if name else "", {}, f"The {where} could not be read as JSON.")]
+        found = re.search(r"""["']name["']\s*:\s*["']([^"']+)""", body)
+        name = found.group(1) if found else ""
+        what = f"The call to {name}" if name else f"The {where}"
+        return [ToolCall(name, {}, f'{what} could not be read as JSON; write {{"name": ..., "arguments": {{...}}}}.')]
     items = value if isinstance(value, list) else [value]
     calls = [_call_from(item) for item in items]
     bad = ToolCall("", {}, f'The {where} has no function name; write {{"name": ..., "arguments": {{...}}}}.')
@@ -391,4 +393,3 @@ class ToolLoop:
                 text = "The tool results are too long for the model's context window to answer with them."
                 yield Chunk(text, 0, time.perf_counter() - started, "stop")
                 return
-

@@ -11,6 +11,10 @@ them while its model loads, before it recalls (only a large backlog is indexed b
 sends neither recalled snippets nor remembered facts for this call (the messages are still stored, and indexed
 the next time memory runs); `/remember X` and "remember that X" still store the fact.
 
+`/tool NAME arguments` runs a tool without the model (`assistant chat "/tool calculate 2+3*4"`): the reply is its
+result, and ``--json`` lists every tool result under ``tools``. A tool that changes things asks first on a terminal;
+``--yes`` lets it run without asking, and without a terminal it is refused (the reply says so).
+
 The reply is written with the adapter that learning made for the model, when one is active (``"adapter"`` in
 ``--json``: ``"v3"``, or null for the base model); ``--no-adapter`` uses the base model alone for this call.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,7 +32,10 @@ from assistant.cli.output import emit_json, note
 from assistant.errors import AssistantError, InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from assistant.session import Session, Turn
+    from assistant.tools.core import Tool
 
 INTERRUPTED_EXIT = 130
 NOT_TEXT = "The input is not valid UTF-8 text (it looks like binary data); send text only."
@@ -110,6 +117,7 @@ def _stream(turn: Turn, printer: _Printer | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the reply and its numbers.")
 @click.option("--no-memory", is_flag=True, help="Recall nothing and send no remembered facts for this message.")
 @click.option("--no-adapter", is_flag=True, help="Answer with the base model, without the adapter learning made.")
+@click.option("--yes", "-y", "yes", is_flag=True, help="Let tools that change things run without asking.")
 def chat(
     message: tuple[str, ...],
     conversation_id: int | None,
@@ -119,6 +127,7 @@ def chat(
     as_json: bool,
     no_memory: bool,
     no_adapter: bool,
+    yes: bool,
 ) -> None:
     """Send MESSAGE and stream the reply; with no MESSAGE, read it from stdin when piped.
 
@@ -155,6 +164,7 @@ def chat(
             background_index=False,
             use_adapter=False if no_adapter else None,
         )
+        session.confirm_tool = _confirm_tool(yes)
         printer = None if as_json else _Printer()
         turn: Turn | None = None
         try:
@@ -196,6 +206,21 @@ def chat(
     # Everything is written and closed. Python's last garbage collections at exit would walk every object that
     # chromadb, onnxruntime and llama.cpp's bindings created (0.2-0.5 s measured): the process ends without them.
     gc.freeze()
+
+
+def _confirm_tool(yes: bool) -> Callable[[Tool, dict[str, Any]], bool]:
+    """Whether a tool with side effects may run: yes with --yes; else asked on a terminal, refused otherwise."""
+
+    def confirm(tool: Tool, arguments: dict[str, Any]) -> bool:
+        if yes:
+            return True
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        if sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
+            return click.confirm(f"Run the tool {tool.name}({shown})? It changes things.", err=True, default=False)
+        note(f"The tool {tool.name} changes things; run the command again with --yes to let it.")
+        return False
+
+    return confirm
 
 
 def _say_checks(checks: dict[str, object] | None) -> None:

@@ -80,8 +80,29 @@ def show(conversation_id: int, as_json: bool) -> None:
         out.print()
         out.print(_message_header(message))
         out.print(Text(message.content))
+        for line in _tool_lines(message):
+            out.print(Text(line, style="dim"))
         if message.better_answer:
             out.print(Text("Better answer: ", style="bold green") + Text(message.better_answer))
+
+
+def _tool_lines(message: Message) -> list[str]:
+    """One line per tool result stored with a reply: the call, then its result or why it failed."""
+    import json
+
+    try:
+        items = json.loads(message.tools) if message.tools else []
+    except ValueError:
+        return []
+    lines = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        arguments = item["arguments"] if isinstance(item.get("arguments"), dict) else {}
+        call = f"{item.get('tool')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+        said = item.get("content") if item.get("ok") else f"failed: {item.get('error')}"
+        lines.append(f"  tool {call} -> {' '.join(str(said).split())[:200]}")
+    return lines
 
 
 def _message_header(message: Message) -> object:
