@@ -417,3 +417,16 @@ def test_same_tool_name_twice_fails_the_second_plugin(
         failed = next(i for i in infos.values() if i.status == "failed")
         assert "a tool named twin is already registered" in (failed.error or "")
         assert loaded.get("twin").source != failed.name
+
+
+def test_tui_start_imports_no_plugin_machinery(broken_site: Path) -> None:
+    # The TUI's first frame must not wait for discovery: its modules import neither pluggy nor the registry.
+    code = (
+        "import sys, tui.launcher, tui.app\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('plug', 'assistant.plugins', 'assistant.tools'))))"
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env(PYTHONPATH=str(broken_site)), capture_output=True, text=True, cwd=ROOT
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip().splitlines()[-1] == "[]"
