@@ -187,13 +187,13 @@ def _load_one(
         for impl in _hook_impls(pm, "register_tools", plugin):
             try:
                 _call(impl, register=register, context=context)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise _PluginError(f"registering its tools failed: {_sentence(exc)}") from exc
         group = click.Group(name=candidate.name)
         for impl in _hook_impls(pm, "register_commands", plugin):
             try:
                 _call(impl, cli=group)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise _PluginError(f"registering its commands failed: {_sentence(exc)}") from exc
         for name, command in group.commands.items():
             if name in taken_commands:

@@ -121,6 +121,14 @@ BROKEN = {
         def register_tools(register, context):
             register(untyped)
     """,
+    "exit_hook": HEADER
+    + """
+        import sys
+
+        @hookimpl
+        def register_tools(register, context):
+            sys.exit("no calendar configured")
+    """,
     "badhook": HEADER
     + """
         @hookimpl
@@ -267,10 +275,13 @@ def test_failing_plugins_are_reported_and_the_rest_load(tools: Tools) -> None:
     assert infos["badsig"].status == "failed"
     assert "parameter 'x'" in (infos["badsig"].error or "") and "type hint" in (infos["badsig"].error or "")
     assert infos["badhook"].status == "failed" and "hooks are not valid" in (infos["badhook"].error or "")
+    assert infos["exit_hook"].error == (
+        "The plugin exit_hook was skipped: registering its tools failed: SystemExit: no calendar configured."
+    )
     for info in infos.values():
         if info.error:
             assert "\n" not in info.error and info.error.endswith(".")
-    assert {i.name for i in tools.failures} == {"crash_import", "exit_import", "badsig", "badhook"}
+    assert {i.name for i in tools.failures} == {"crash_import", "exit_import", "badsig", "badhook", "exit_hook"}
     assert infos["dice"].status == "loaded" and tools.call("roll", {"seed": 1}).ok
 
 
