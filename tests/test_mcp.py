@@ -18,6 +18,7 @@ import pytest
 
 from assistant.config.settings import McpServer, load_settings
 from assistant.errors import InputError
+from assistant.tools.core import Tool
 from assistant.tools.mcp import McpError, McpSource
 from assistant.tools.registry import load_tools
 from tests.test_privacy import NETWORK_CALLS, ROOT, needs_strace, read_trace
@@ -43,6 +44,10 @@ OWN_SERVER = textwrap.dedent(
     def wait_forever() -> str:
         threading.Event().wait()
         return ""
+
+    @server.tool(name="now", description="A name the built-in tools already use.")
+    def now() -> str:
+        return "own now"
 
     @server.tool(name="die", description="Exit in the middle of the call.")
     def die() -> str:
@@ -354,6 +359,36 @@ def test_a_server_that_cannot_start_is_a_failure_in_the_registry_not_an_exceptio
         assert all(tool.source != "mcp:broken" for tool in listed)
     finally:
         tools.close()
+
+
+def test_through_the_registry_a_clash_gets_the_prefix_and_side_effects_ask_first(home: Path, tmp_path: Path) -> None:
+    server = python_server(tmp_path, OWN_SERVER)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.toml").write_text(
+        f"[mcp_servers.own]\ncommand = {json.dumps(server.command)}\nargs = {json.dumps(server.args)}\n",
+        encoding="utf-8",
+    )
+    before = children()
+    tools = load_tools(load_settings(home), home, entry_points=False)
+    try:
+        by_name = {tool.name: tool for tool in tools.list()}
+        assert by_name["now"].source == "builtin"
+        assert by_name["own_now"].source == "mcp:own"
+        assert tools.call("own_now", {}, confirm=lambda tool, arguments: True).content == "own now"
+
+        refused = tools.call("echo", {"text": "hi"})
+        assert not refused.ok and refused.error is not None and "not confirmed" in refused.error
+        asked: list[str] = []
+
+        def confirm(tool: Tool, arguments: dict[str, object]) -> bool:
+            asked.append(tool.name)
+            return True
+
+        agreed = tools.call("echo", {"text": "hi"}, confirm=confirm)
+        assert agreed.ok and agreed.content == "hi" and asked == ["echo"]
+    finally:
+        tools.close()
+    assert children() <= before
 
 
 # -- privacy -----------------------------------------------------------------------------------------------------
