@@ -101,7 +101,10 @@ def _tool_lines(message: Message) -> list[str]:
         arguments = item["arguments"] if isinstance(item.get("arguments"), dict) else {}
         call = f"{item.get('tool')}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
         said = item.get("content") if item.get("ok") else f"failed: {item.get('error')}"
-        lines.append(f"  tool {call} -> {' '.join(str(said).split())[:200]}")
+        if said == message.content:  # `/tool NAME`: the reply is the result itself
+            lines.append(f"  tool {call}")
+        else:
+            lines.append(f"  tool {call} -> {' '.join(str(said).split())[:200]}")
     return lines
 
 
