@@ -421,10 +421,34 @@ def test_note_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
 def test_keyword_boost_counts_the_query_words_a_passage_holds() -> None:
     terms = notes.query_terms("Where are the tomatoes and berries on Elm Street?")
     assert terms == ["tomato", "berry", "elm", "street"]  # stopwords out, plurals folded
-    assert notes._keyword_share(terms, "A tomato and a berry") == 0.5
-    assert notes._keyword_share(terms, "Elm Street: tomatoes, berries") == 1.0
-    assert notes._keyword_share(terms, "Nothing relevant") == 0.0
+    assert notes._keyword_share(terms, notes.word_list("A tomato and a berry")) == 0.5
+    assert notes._keyword_share(terms, notes.word_list("Elm Street: tomatoes, berries")) == 1.0
+    assert notes._keyword_share(terms, notes.word_list("Nothing relevant; elmwood streets")) == 0.25
     # The snippet of a long passage starts near the first query word.
     text = "Filler words here. " * 40 + "The garage on Elm Street opens at nine." + " More filler." * 40
     cut = notes.snippet(text, terms)
     assert "Elm Street" in cut and cut.startswith("…") and len(cut) <= notes.SNIPPET_CHARS + 2
+
+
+def test_another_notes_folder_or_index_version_starts_the_index_afresh(
+    home: Path, notes_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with tools_for(home) as tools:
+        search(tools, "tomato sauce")
+    other = tmp_path / "work notes"
+    other.mkdir()
+    (other / "standup.md").write_text("# Standup\n\nThe standup moved to 9:30 on Mondays.", encoding="utf-8")
+    monkeypatch.setenv("ASSISTANT_NOTES_DIR", str(other))
+    with tools_for(home) as tools:
+        assert search(tools, "when is the team meeting").splitlines()[1].startswith("1. standup.md, Standup")
+    assert index_rows(home, "SELECT path FROM files") == [("standup.md",)]
+    # An index written by another version (other tables) is dropped, not misread.
+    conn = sqlite3.connect(notes_index_path(home))
+    with conn:
+        conn.execute("UPDATE meta SET value = '0:old' WHERE key = 'version'")
+        conn.execute("DROP TABLE passages")
+        conn.execute("CREATE TABLE passages (id INTEGER PRIMARY KEY, path TEXT, vector BLOB)")
+    conn.close()
+    with tools_for(home) as tools:
+        assert "standup.md" in search(tools, "standup time")
+    assert index_rows(home, "SELECT value FROM meta WHERE key = 'version'") == [(notes.INDEX_VERSION,)]

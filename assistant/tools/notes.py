@@ -42,7 +42,7 @@ PER_FILE = 2  # one long note may not fill every result
 MAX_LIMIT = 20
 EMBED_BATCH = 64
 # The chunker and the embedder: a change to either rebuilds the index.
-INDEX_VERSION = "1:all-MiniLM-L6-v2"
+INDEX_VERSION = "2:all-MiniLM-L6-v2"
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -223,11 +223,17 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(_stem(w) for w in words))
 
 
-def _keyword_share(terms: list[str], haystack: str) -> float:
+def word_list(text: str) -> str:
+    """The distinct words of ``text``, plurals folded, as " a b c " (kept with each passage: splitting every passage
+    at search time was most of a search's time)."""
+    return " " + " ".join(dict.fromkeys(_stem(w) for w in _WORD.findall(text.lower()))) + " "
+
+
+def _keyword_share(terms: list[str], words: str) -> float:
+    """The share of the query's words found in a passage's ``word_list``."""
     if not terms:
         return 0.0
-    words = {_stem(w) for w in _WORD.findall(haystack.lower())}
-    return sum(term in words for term in terms) / len(terms)
+    return sum(f" {term} " in words for term in terms) / len(terms)
 
 
 def snippet(text: str, terms: list[str], limit: int = SNIPPET_CHARS) -> str:
@@ -258,7 +264,8 @@ CREATE TABLE IF NOT EXISTS files (
     status TEXT NOT NULL, run INTEGER NOT NULL, passages INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, vector BLOB NOT NULL
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, heading TEXT NOT NULL, text TEXT NOT NULL, words TEXT NOT NULL,
+    vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_path ON passages (path);
 """
@@ -288,13 +295,16 @@ class NotesIndex:
         conn = sqlite3.connect(self.db_path, timeout=10)
         try:
             make_private(self.db_path)
-            conn.executescript(_SCHEMA)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             if meta.get("root") != str(self.root) or meta.get("version") != INDEX_VERSION:
+                # Another folder, or an index an older version wrote (its tables may differ): start afresh.
                 with conn:
-                    conn.execute("DELETE FROM passages")
-                    conn.execute("DELETE FROM files")
+                    conn.execute("DROP TABLE IF EXISTS passages")
+                    conn.execute("DROP TABLE IF EXISTS files")
                     conn.execute("DELETE FROM meta")
+                conn.executescript(_SCHEMA)
+                with conn:
                     conn.executemany(
                         "INSERT INTO meta (key, value) VALUES (?, ?)",
                         [("root", str(self.root)), ("version", INDEX_VERSION), ("runs", "0")],
@@ -381,8 +391,11 @@ class NotesIndex:
             for note, status, parts in batch:
                 conn.execute("DELETE FROM passages WHERE path = ?", [note.rel])
                 conn.executemany(
-                    "INSERT INTO passages (path, heading, text, vector) VALUES (?, ?, ?, ?)",
-                    [(note.rel, p.heading, p.text, vectors[at + i].tobytes()) for i, p in enumerate(parts)],
+                    "INSERT INTO passages (path, heading, text, words, vector) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (note.rel, p.heading, p.text, word_list(f"{note.rel} {p.heading} {p.text}"), vec.tobytes())
+                        for p, vec in zip(parts, vectors[at : at + len(parts)], strict=True)
+                    ],
                 )
                 at += len(parts)
                 conn.execute(
@@ -398,25 +411,24 @@ class NotesIndex:
         with _lock_for(self.db_path):
             conn = self._open()
             try:
-                rows = conn.execute("SELECT path, heading, text, vector FROM passages ORDER BY id").fetchall()
+                rows = conn.execute("SELECT path, heading, text, words, vector FROM passages ORDER BY id").fetchall()
             finally:
                 conn.close()
         if not rows:
             return []
-        matrix = np.frombuffer(b"".join(row[3] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        matrix = np.frombuffer(b"".join(row[4] for row in rows), dtype=np.float32).reshape(len(rows), -1)
         query_vector = np.asarray(self.embed([query])[0], dtype=np.float32)
         terms = query_terms(query)
         scores = matrix @ query_vector
-        scores = scores + KEYWORD_WEIGHT * np.array(
-            [_keyword_share(terms, f"{path} {heading} {text}") for path, heading, text, _ in rows], dtype=np.float32
-        )
+        if terms:
+            scores = scores + KEYWORD_WEIGHT * np.array([_keyword_share(terms, row[3]) for row in rows], np.float32)
         hits: list[Hit] = []
         per_file: dict[str, int] = {}
         for at in np.argsort(-scores, kind="stable"):
             score = float(scores[at])
             if score < MIN_SCORE or len(hits) >= limit:
                 break
-            path, heading, text, _ = rows[at]
+            path, heading, text = rows[at][:3]
             if per_file.get(path, 0) >= PER_FILE:
                 continue
             per_file[path] = per_file.get(path, 0) + 1
