@@ -297,8 +297,14 @@ class McpSource:
     def _timeout_message(self) -> str:
         return (
             f"The MCP server '{self.server_name}' did not answer within {self.server.timeout:g} s of starting"
-            f"{self._said()}; check that '{self.server.command}' is an MCP stdio server (log: {self.log_file})."
+            f"{self._said()}; check that the command {self._command_line()} starts an MCP stdio server "
+            f"(log: {self.log_file})."
         )
+
+    def _command_line(self) -> str:
+        import shlex
+
+        return one_sentence(shlex.join([self.server.command, *self.server.args]), 160)
 
     def _start_message(self, exc: BaseException) -> str:
         name, command = self.server_name, self.server.command
@@ -318,7 +324,7 @@ class McpSource:
         if _code(exc) == CONNECTION_CLOSED:
             return (
                 f"The MCP server '{name}' exited as it started{self._said()}; "
-                f"run '{command}' yourself to see why (log: {self.log_file})."
+                f"run {self._command_line()} yourself to see why (log: {self.log_file})."
             )
         detail = str(exc).strip() or type(exc).__name__
         return f"The MCP server '{name}' failed to start: {detail.rstrip('.')}{self._said()}."
