@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from assistant import conversations
 from assistant.errors import AssistantError
-from tui.screens.tool_confirm import ToolConfirmer
-from tui.tool_completion import ToolCompleter, ToolEntry, entries_of
 from tui.widgets.tool_result import as_dict, results_of
 
 if TYPE_CHECKING:
     from assistant.session import Session
     from assistant.turn import Turn
     from tui.screens.chat_host import ChatHost
+    from tui.screens.tool_confirm import ToolConfirmer
+    from tui.tool_completion import ToolEntry
     from tui.widgets.message import Reply
 
 
@@ -29,6 +29,10 @@ class ToolActions:
 
     def attach_tools(self: ChatHost, session: Session) -> None:
         """Ask before side effects with a modal, and complete `/tool` in the prompt (tools listed on first use)."""
+        # Imported once the session is open, after the first frame, which needs neither.
+        from tui.screens.tool_confirm import ToolConfirmer
+        from tui.tool_completion import ToolCompleter, entries_of
+
         confirmer = ToolConfirmer(self.app, lambda: self.stop_event)
         self.tool_confirm = confirmer
         session.confirm_tool = confirmer
