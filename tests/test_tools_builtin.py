@@ -17,7 +17,7 @@ import pytest
 
 from assistant.config import Settings, load_settings
 from assistant.memory_prompt import remember_confirmation
-from assistant.tools import builtin, notes
+from assistant.tools import builtin, notes, notes_text
 from assistant.tools.registry import Tools, load_tools
 from storage.db import open_store
 from storage.embedder import Embedder
@@ -282,7 +282,7 @@ def notes_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embe
     (folder / "garden.txt").write_text(GARDEN, encoding="utf-8")
     (folder / "photo.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     (folder / "latin1.txt").write_bytes("Crème brûlée au café".encode("latin-1"))
-    (folder / "huge.md").write_text("The car needs new tyres. " * (notes.MAX_FILE_BYTES // 20), encoding="utf-8")
+    (folder / "huge.md").write_text("The car needs new tyres. " * (notes_text.MAX_FILE_BYTES // 20), encoding="utf-8")
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "diary.md").write_text("The car service is due in March.", encoding="utf-8")
     (folder / "recipes" / ".draft.md").write_text("Tomato sauce draft.", encoding="utf-8")
@@ -397,14 +397,16 @@ def test_passages_follow_headings_paragraphs_and_code() -> None:
         "---\ntitle: x\n---\nIntro line.\n\n# Trip\n\n## Packing\n\nPassport and tickets.\n\n"
         "```sh\necho one\n\necho two\n```\n\n# Budget\n\n" + "A sentence about money. " * 100
     )
-    parts = notes.passages(text)
-    assert parts[0] == notes.Passage("", "Intro line.")
+    parts = notes_text.passages(text)
+    assert parts[0] == notes_text.Passage("", "Intro line.")
     assert parts[1].heading == "Trip > Packing" and parts[1].text.startswith("Passport and tickets.")
     assert "echo one\n\necho two" in parts[1].text  # a short paragraph joins the next; a fence stays whole
     budget = [p for p in parts if p.heading == "Budget"]
-    assert len(budget) > 1 and all(len(p.text) <= notes.CHUNK_CHARS for p in budget)
+    assert len(budget) > 1 and all(len(p.text) <= notes_text.CHUNK_CHARS for p in budget)
     # In a text file a '#' line is just a line.
-    assert notes.passages("# not a heading\nbody", markdown=False) == [notes.Passage("", "# not a heading\nbody")]
+    assert notes_text.passages("# not a heading\nbody", markdown=False) == [
+        notes_text.Passage("", "# not a heading\nbody")
+    ]
 
 
 def test_note_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
@@ -415,19 +417,19 @@ def test_note_files_skip_links_out_of_the_folder(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "a.md").write_text("a", encoding="utf-8")
     os.symlink(outside, folder / "linked")
-    assert [n.rel for n in notes.note_files(folder)] == ["a.md"]
+    assert [n.rel for n in notes_text.note_files(folder)] == ["a.md"]
 
 
 def test_keyword_boost_counts_the_query_words_a_passage_holds() -> None:
-    terms = notes.query_terms("Where are the tomatoes and berries on Elm Street?")
+    terms = notes_text.query_terms("Where are the tomatoes and berries on Elm Street?")
     assert terms == ["tomato", "berry", "elm", "street"]  # stopwords out, plurals folded
-    assert notes._keyword_share(terms, notes.word_list("A tomato and a berry")) == 0.5
-    assert notes._keyword_share(terms, notes.word_list("Elm Street: tomatoes, berries")) == 1.0
-    assert notes._keyword_share(terms, notes.word_list("Nothing relevant; elmwood streets")) == 0.25
+    assert notes_text.keyword_share(terms, notes_text.word_list("A tomato and a berry")) == 0.5
+    assert notes_text.keyword_share(terms, notes_text.word_list("Elm Street: tomatoes, berries")) == 1.0
+    assert notes_text.keyword_share(terms, notes_text.word_list("Nothing relevant; elmwood streets")) == 0.25
     # The snippet of a long passage starts near the first query word.
     text = "Filler words here. " * 40 + "The garage on Elm Street opens at nine." + " More filler." * 40
-    cut = notes.snippet(text, terms)
-    assert "Elm Street" in cut and cut.startswith("…") and len(cut) <= notes.SNIPPET_CHARS + 2
+    cut = notes_text.snippet(text, terms)
+    assert "Elm Street" in cut and cut.startswith("…") and len(cut) <= notes_text.SNIPPET_CHARS + 2
 
 
 def test_another_notes_folder_or_index_version_starts_the_index_afresh(
