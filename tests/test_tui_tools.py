@@ -294,6 +294,17 @@ async def test_closing_the_app_while_asked_answers_cancel(fake_session: Session,
     assert store.messages(conversation.id)[0].content == "/tool remember I have a cat"
 
 
+async def test_stopping_the_turn_while_asked_answers_cancel(fake_session: Session, store: Store) -> None:
+    app = AssistantApp(session=fake_session)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, app, "/tool remember I have a dog")
+        await until(pilot, lambda: isinstance(app.screen, ToolConfirmScreen))
+        app.main.action_stop()  # what Esc does on the chat (the palette can reach it while the question is up)
+        await settle(pilot, app)
+        assert not isinstance(app.screen, ToolConfirmScreen) and list_facts(store) == []
+        assert app.is_running and not app.main.generating
+
+
 # -- the example plugin -------------------------------------------------------------------------------------------
 
 
