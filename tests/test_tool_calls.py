@@ -405,9 +405,10 @@ def test_regenerating_an_explicit_call_runs_the_tool_again(
 
 
 def test_tool_results_survive_export_and_import(fake_session: Session, store: Store, test_tools: list[Tool]) -> None:
-    from storage.transfer import export_json, import_parsed, read_import
+    from storage.transfer import export_json, export_markdown, import_parsed, read_import
 
     shown(fake_session.start_turn("/tool calculate 2+3*4"))
+    assert "> *Tool `calculate`: 2+3*4 = 14*" in export_markdown(store)
     exported = export_json(store)
     assert json.loads(exported)["conversations"][0]["messages"][1]["tools"][0]["content"] == "2+3*4 = 14"
     store.delete_conversation(store.list_conversations()[0].id)

@@ -108,6 +108,10 @@ def export_markdown(store: Store, conversation_id: int | None = None) -> str:
             if message.badge:
                 head.append(f"checked: {message.badge}")
             lines += ["## " + " · ".join(head), "", message.content.rstrip() or "*(empty)*", ""]
+            for item in message_record(message).get("tools") or []:
+                if isinstance(item, dict):
+                    said = item.get("content") if item.get("ok") else f"failed: {item.get('error')}"
+                    lines += [f"> *Tool `{item.get('tool')}`: {' '.join(str(said).split())[:300]}*", ""]
             if note := incomplete_note(message):
                 lines += [f"> *{note[0].upper()}{note[1:]}.*", ""]
             if message.better_answer:
