@@ -32,6 +32,7 @@ lint: install
 
 screenshot: install
 	$(PY) -m bench.screenshot docs/screenshot.svg
+	$(PY) -m bench.screenshot --learning docs/learning.svg
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -239,6 +239,7 @@ def main() -> None:
     parser.add_argument("--exchanges", type=int, default=EXCHANGES)
     parser.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                         help="change a training setting of the job (as `assistant learn --train`)")  # fmt: skip
+    parser.add_argument("--out", type=Path, help="also write the full results (every answer) to this JSON file")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -250,6 +251,8 @@ def main() -> None:
     from bench.__main__ import table
 
     results = run([u for u in args.users.split(",") if u] or None, args.exchanges, recipe=args.train)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1, default=str))
     print(json.dumps(results, indent=1, default=str)[:6000])
     print(table(rows(results)))
 
