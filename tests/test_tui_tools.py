@@ -257,7 +257,7 @@ async def test_a_side_effect_tool_asks_cancel_refuses_and_run_runs(fake_session:
         assert isinstance(modal, ToolConfirmScreen)
         assert modal.tool_name == "remember" and modal.source == "builtin"
         assert "I like green tea" in json.dumps(modal.arguments)
-        assert app.main.generating  # the turn waits for the answer
+        assert app.main.generating and app.main.status.state == "waiting for you"  # the turn waits for the answer
         await pilot.click("#cancel")
         await settle(pilot, app)
 

@@ -33,7 +33,10 @@ class ToolActions:
         from tui.screens.tool_confirm import ToolConfirmer
         from tui.tool_completion import ToolCompleter, entries_of
 
-        confirmer = ToolConfirmer(self.app, lambda: self.stop_event)
+        def show_state(state: str) -> None:
+            self.status.state = state
+
+        confirmer = ToolConfirmer(self.app, lambda: self.stop_event, show_state)
         self.tool_confirm = confirmer
         session.confirm_tool = confirmer
 

@@ -79,11 +79,18 @@ class ToolConfirmer:
     """``Session.confirm_tool`` for the TUI: asks with ToolConfirmScreen and waits for the answer.
 
     ``stopped`` gives the running turn's stop Event (None: no turn); a turn already stopped is never asked about.
+    ``on_state`` hears, on the UI thread, what the turn is doing: waiting for the user, then running the tool.
     """
 
-    def __init__(self, app: App[Any], stopped: Callable[[], threading.Event | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        app: App[Any],
+        stopped: Callable[[], threading.Event | None] = lambda: None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.stopped = stopped
+        self.on_state = on_state or (lambda state: None)
         self._lock = threading.Lock()
         self._waiting: set[threading.Event] = set()
         self._closed = False
@@ -98,12 +105,14 @@ class ToolConfirmer:
         def done(answer: bool | None) -> None:
             choice.append(bool(answer))
             answered.set()
+            self.on_state("running tool" if answer else "generating")
 
         def ask() -> None:
             if answered.is_set():  # cancelled before the UI got to it
                 return
             screen = ToolConfirmScreen(tool.name, tool.source, tool.description, arguments)
             self.app.push_screen(screen, done)
+            self.on_state("waiting for you")
 
         with self._lock:
             if self._closed:
