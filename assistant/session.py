@@ -270,11 +270,12 @@ class Session:
         params.logprobs = self.settings.grounding  # the checker marks where the model itself was unsure
         return params
 
-    def _checker(self) -> list[AfterReply]:
+    def _checker(self, grounded: bool = True) -> list[AfterReply]:
         """The checker's after-reply step, when privacy or grounding is on (it stores the verdict)."""
-        if self.settings.privacy == "off" and not self.settings.grounding:
+        grounding = self.settings.grounding and grounded
+        if self.settings.privacy == "off" and not grounding:
             return []
-        return [ReplyChecker(self.settings.privacy, self.settings.grounding, self._loaded_embedder)]
+        return [ReplyChecker(self.settings.privacy, grounding, self._loaded_embedder)]
 
     def _loaded_embedder(self) -> Embedder | None:
         """The memory's embedder when the memory is open (the checker then loads no second one)."""
@@ -295,8 +296,8 @@ class Session:
             recalls = [r.text for r in block.recalls]
             turn.sources = sources_for(said, [f.text for f in block.facts], recalls, stored_results(history))
 
-    def _setup(self, checked: bool = True) -> TurnSetup:
-        steps = [*self.after_reply, store_tool_results, *(self._checker() if checked else [])]
+    def _setup(self, checked: bool = True, grounded: bool = True) -> TurnSetup:
+        steps = [*self.after_reply, store_tool_results, *(self._checker(grounded) if checked else [])]
         return TurnSetup(
             store=self.store,
             params=self.generation_params(),
@@ -395,7 +396,7 @@ class Session:
     ) -> Turn:
         """Plan the prompt for a stored message of the user and return the turn that will answer it."""
         if is_tool_command(text):
-            return self._tool_turn(conversation_id, user_message_id, text, replaces)
+            return self._tool_turn(conversation_id, user_message_id, text, history, replaces)
         backend = self.load()
         adapter_notice = self.sync_adapter()
         if adapter_notice:
@@ -437,12 +438,18 @@ class Session:
             return ""
         return render_tools(tools, tool_style(chat_template(backend))) if tools else ""
 
-    def _tool_turn(self, conversation_id: int, user_message_id: int, text: str, replaces: Sequence[int]) -> Turn:
-        """`/tool NAME ...`: the reply is the tool's result, written without the model."""
+    def _tool_turn(
+        self, conversation_id: int, user_message_id: int, text: str, history: list[Message], replaces: Sequence[int]
+    ) -> Turn:
+        """`/tool NAME ...`: the reply is the tool's result, written without the model. The privacy policy holds
+        for it as for any reply (a note or a server may hold a card number the user never typed here); grounding
+        does not apply: the reply is its source."""
         request = self._tools.request(text)
         assert request is not None
         reply = ToolReply(self.tools, request, self.confirm_tool)
         plan = PromptPlan("", 0, [], 0, 0, False, None)
-        turn = Turn(self._setup(checked=False), reply, conversation_id, user_message_id, plan, replaces=replaces)
+        setup = self._setup(grounded=False)
+        turn = Turn(setup, reply, conversation_id, user_message_id, plan, replaces=replaces)
         turn.tools = reply.results
+        turn.guard = make_guard([m.content for m in history if m.role == "user"] + [text], self.settings.privacy)
         return turn

@@ -132,7 +132,7 @@ def store_tool_results(turn: Turn, result: TurnResult) -> None:
     results: Sequence[ToolResult] = turn.tools
     if not results:
         return
-    items = [r.to_dict() for r in results]
+    items = [_shown(r.to_dict(), turn.guard) for r in results]
     result.tools = items
     turn.sources.extend(r.content for r in results if r.ok and r.content.strip())
     for notice in getattr(turn.backend, "notices", ()):
@@ -143,6 +143,23 @@ def store_tool_results(turn: Turn, result: TurnResult) -> None:
         )
     except AssistantError as exc:
         result.add_notice(f"The tool results could not be stored with the reply ({exc})")
+
+
+def _shown(item: dict[str, Any], guard: object | None) -> dict[str, Any]:
+    """A tool result as it may be kept and shown: under the reply's privacy policy, like the reply itself (a note
+    or a server's answer may hold a card number or a secret the user never typed in this conversation). The model
+    saw the whole result; what is stored, shown and exported is masked (``block``: withheld)."""
+    content = item.get("content")
+    policy = getattr(guard, "policy", "off")
+    if guard is None or policy == "off" or not isinstance(content, str) or not content.strip():
+        return item
+    from assistant.checks.privacy import apply_policy, find_pii
+
+    outcome = apply_policy(content, find_pii(content), getattr(guard, "user_inputs", ()), policy)
+    if not outcome.findings:
+        return item
+    masked = "[withheld: the result holds personal data or a secret]" if outcome.blocked else outcome.text
+    return {**item, "content": masked}
 
 
 def stored_results(messages: Sequence[Message]) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +116,35 @@ def test_tool_results_round_trip_through_export_and_import(tmp_path: Path) -> No
     (conversation,) = json.loads(ok("history", "list", "--json").stdout)
     shown = json.loads(ok("history", "show", str(conversation["id"]), "--json").stdout)
     assert shown["messages"][1]["tools"][0]["content"] == out["tools"][0]["content"]
+
+
+def test_an_explicit_tool_result_is_shown_under_the_privacy_policy(fake_session: Session, store: Store) -> None:
+    """A tool may hold what the user never typed here (a card in their notes): masked in the reply and in the stored
+    result, as any reply is; typed by the user in this conversation, it is shown back."""
+    from assistant.tools.core import tool
+
+    def card_on_file() -> str:
+        """The card on file."""
+        return "The card on file is 4111 1111 1111 1111."
+
+    class Wallet:
+        name = "wallet"
+
+        def tools(self) -> list[Any]:
+            return [tool(card_on_file)]
+
+        def close(self) -> None:
+            pass
+
+    fake_session.tools.add_source(Wallet())
+    turn = fake_session.start_turn("/tool card_on_file")
+    text = "".join(c.text for c in turn.stream())
+    assert "4111" not in text and "[card]" in text
+    stored = store.messages(turn.conversation_id)[-1]
+    assert "4111" not in stored.content and "4111" not in (stored.tools or "") and "[card]" in (stored.tools or "")
+    assert turn.result is not None and turn.result.badge == "masked"
+
+    typed = fake_session.start_turn("My card is 4111 1111 1111 1111, keep it handy.", turn.conversation_id)
+    "".join(c.text for c in typed.stream())
+    again = fake_session.start_turn("/tool card_on_file", turn.conversation_id)
+    assert "4111 1111 1111 1111" in "".join(c.text for c in again.stream())
