@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from assistant.errors import AssistantError, InputError, NotFoundError
 from assistant.runtime.base import Chunk, GenerationParams
@@ -153,9 +153,10 @@ def _shown(item: dict[str, Any], guard: object | None) -> dict[str, Any]:
     policy = getattr(guard, "policy", "off")
     if guard is None or policy == "off" or not isinstance(content, str) or not content.strip():
         return item
+    from assistant.checks import Policy
     from assistant.checks.privacy import apply_policy, find_pii
 
-    outcome = apply_policy(content, find_pii(content), getattr(guard, "user_inputs", ()), policy)
+    outcome = apply_policy(content, find_pii(content), getattr(guard, "user_inputs", ()), cast("Policy", policy))
     if not outcome.findings:
         return item
     masked = "[withheld: the result holds personal data or a secret]" if outcome.blocked else outcome.text
