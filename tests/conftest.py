@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from assistant.session import Session
 from storage.db import Store, open_store
 from storage.embedder import Embedder
 from tests.fakes import FakeBackend
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored,
+    and so would every CLI it starts: the Ctrl-C tests would then interrupt nothing. Run as a terminal would."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

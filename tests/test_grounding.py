@@ -147,9 +147,10 @@ def test_huge_reply_does_not_crash(embedder: Embedder) -> None:
     assert any("Madrid" in f.text for f in result.flagged)
 
 
-def test_default_embedder_is_lazy() -> None:
+def test_default_embedder_is_lazy(monkeypatch: pytest.MonkeyPatch) -> None:
     import assistant.checks.grounding as grounding
 
+    monkeypatch.setattr(grounding, "_default", None)  # whatever an earlier test in this process loaded
     assert ground("x", []).score is None
     # Nothing was embedded for a call without sources: the default embedder need not even exist.
     assert grounding._default is None or not grounding._default.loaded
