@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.errors import AssistantError
-from assistant.runtime.base import Backend, Chunk, GenerationParams
+from assistant.runtime.base import Backend, Chunk, GenerationParams, partial_marker
 
 if TYPE_CHECKING:
     from assistant.tools.core import Tool, ToolResult
@@ -238,12 +238,7 @@ def call_start(text: str) -> int | None:
 
 def hold_back(text: str) -> int:
     """How many characters at the end of streamed text may be the start of a call marker (held until decided)."""
-    hold = 0
-    for marker in MARKERS:
-        for size in range(min(len(marker) - 1, len(text)), 0, -1):
-            if text.endswith(marker[:size]):
-                hold = max(hold, size)
-                break
+    hold = partial_marker(text, MARKERS)
     body = text.lstrip()
     if body and any(opening.startswith(body) for opening in OPENINGS):
         hold = max(hold, len(text))  # "`" or "``": perhaps a fenced JSON call

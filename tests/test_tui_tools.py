@@ -10,17 +10,16 @@ import itertools
 import json
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from assistant.session import Session
 from storage.db import Store
 from storage.facts import list_facts
 from tests.test_plugins import dice_site  # noqa: F401  (a fixture: the example plugin, installed with pip)
 from tests.test_tui import SIZE, record_notifications, send, settle
+from tests.test_tui_learning import until
 from tui.app import AssistantApp
 from tui.screens.tool_confirm import ToolConfirmScreen
 from tui.tool_completion import ToolEntry, complete
@@ -79,13 +78,6 @@ def test_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return module
 
 
-async def until(pilot: Pilot, condition: Callable[[], object], rounds: int = 12000) -> None:
-    """Wait for a condition (the bound only stops a broken test, far beyond a busy machine's need)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the condition never became true")
 
 
 def stored_tools(store: Store, message_id: int) -> list[dict[str, object]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -86,3 +86,15 @@ class SupportsAdapters(Protocol):
         """Apply ``path`` (None: no adapter) from the next decode on; seconds it took. A file that cannot be
         applied raises ModelError and leaves the base model serving."""
         ...
+
+
+def partial_marker(text: str, markers: Iterable[str]) -> int:
+    """How many characters at the end of streamed ``text`` may be the start of one of ``markers`` (the longest
+    such start): held back until the next piece decides whether a marker comes."""
+    hold = 0
+    for marker in markers:
+        for size in range(min(len(marker) - 1, len(text)), 0, -1):
+            if text.endswith(marker[:size]):
+                hold = max(hold, size)
+                break
+    return hold

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from assistant.errors import ModelError
 from assistant.loops import LoopDetector
 from assistant.models import check_gguf
-from assistant.runtime.base import Chunk, GenerationParams
+from assistant.runtime.base import Chunk, GenerationParams, partial_marker
 from assistant.runtime.completion import STOPS as COMPLETION_STOPS
 from assistant.runtime.completion import format_completion
 from assistant.runtime.gguf import check_adapter
@@ -43,12 +43,7 @@ def split_stop(text: str, stops: list[str]) -> tuple[str, str, bool]:
         at = text.find(stop)
         if at != -1:
             return text[:at], "", True
-    hold = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), 0, -1):
-            if text.endswith(stop[:size]):
-                hold = max(hold, size)
-                break
+    hold = partial_marker(text, stops)
     return (text[: len(text) - hold], text[len(text) - hold :], False) if hold else (text, "", False)
 
 
