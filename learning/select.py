@@ -218,6 +218,11 @@ def _pair(store: Store, row: dict[str, Any], skipped: Counter[str]) -> Pair | No
     if prompt is None or not prompt["content"].strip():
         skipped["no_prompt"] += 1
         return None
+    if _command(prompt["content"]):
+        # `/tool ...` and `/remember ...` are answered by the assistant itself, not the model: nothing to learn
+        # (a remembered fact is learned as a fact).
+        skipped["command"] += 1
+        return None
     target = better or row["content"].strip()
     if not target:
         skipped["empty_reply"] += 1
@@ -228,3 +233,12 @@ def _pair(store: Store, row: dict[str, Any], skipped: Counter[str]) -> Pair | No
         (Source("message", int(prompt["id"])), Source("message", int(row["id"]))),
         better=bool(better),
     )
+
+
+def _command(text: str) -> bool:
+    from assistant.memory_prompt import parse_remember
+    from assistant.session_tools import is_tool_command
+
+    remember = parse_remember(text)
+    return is_tool_command(text) or (remember is not None and remember.command)
+

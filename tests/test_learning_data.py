@@ -174,6 +174,14 @@ def test_select_keeps_a_reply_the_checker_only_asks_to_check(store: Store) -> No
     assert [p.target for p in select(store, None).pairs] == ["Octopuses have three hearts."]
 
 
+@pytest.mark.parametrize("command", ["/tool calculate 2+3*4", "/remember I am vegetarian"])
+def test_select_skips_replies_the_assistant_wrote_itself(store: Store, command: str) -> None:
+    _, ids = talk(store, command, "2+3*4 = 14" if command.startswith("/tool") else "Noted. I will remember it.")
+    store.set_feedback(ids[1], rating=1)
+    selection = select(store, None)
+    assert selection.pairs == [] and selection.skipped["command"] == 1
+
+
 def test_select_skips_an_incomplete_reply(store: Store) -> None:
     conversation, ids = talk(store, "Write a long story about a lighthouse.")
     reply = store.add_message(conversation, "assistant", "Once upon a time, a lighthouse", complete=0)
