@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,3 +150,32 @@ class CpuWindow:
             "bench_cores": round(own, 2),
             "others_cores": round(max(machine - own, 0.0), 2),
         }
+
+
+Children = dict[str, Callable[[dict[str, Any]], dict[str, Any]]]
+
+
+def spawn_child(module: str, kind: str, opts: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Run one measurement (``python -m MODULE --child KIND OPTS``) in a fresh interpreter; its JSON report, which
+    includes its own peak RSS (see ``child_main``)."""
+    import json
+    import subprocess
+
+    command = [sys.executable, "-m", module, "--child", kind, json.dumps(opts)]
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode:
+        tail = done.stderr.strip().splitlines()[-1:] or [str(done.returncode)]
+        raise RuntimeError(f"{kind} child failed: {tail[0]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def child_main(children: Children, spec: list[str]) -> None:
+    """The child side of ``spawn_child``: run ``children[KIND](OPTS)`` and print its report with the peak RSS."""
+    import json
+
+    kind, opts = spec
+    result = children[kind](json.loads(opts))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(result))
+

@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import Row, log, median, spread
+from bench import Row, child_main, log, median, spawn_child, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 DECODE_PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
@@ -149,12 +146,7 @@ CHILDREN = {"load": child_load, "train": child_train, "plain": child_plain, "dec
 
 
 def _child(kind: str, opts: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    """Run one measurement in a fresh interpreter, which reports its own peak RSS."""
-    command = [sys.executable, "-m", "bench.learn_speed", "--child", kind, json.dumps(opts)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{kind} child failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return spawn_child("bench.learn_speed", kind, opts, env)
 
 
 def run(reps: int = 2, steps: int = 6, threads: int = 0, max_tokens: int = 128) -> dict[str, Any]:
@@ -215,10 +207,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, opts = args.child
-        result = CHILDREN[kind](json.loads(opts))
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        print(json.dumps(result))
+        child_main(CHILDREN, args.child)
         return
     from bench.__main__ import table
 

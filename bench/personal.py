@@ -18,15 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench import Row, log, median, spread
+from bench import Row, child_main, log, median, spawn_child, spread
 from bench.personal_data import USERS, history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,12 +144,7 @@ CHILDREN = {"job": child_job, "plain": child_plain, "decode": child_decode}
 
 
 def _child(kind: str, opts: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.personal", "--child", kind, json.dumps(opts)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if done.returncode:
-        tail = done.stderr.strip().splitlines()[-1:] or [str(done.returncode)]
-        raise RuntimeError(f"{kind} child failed: {tail[0]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return spawn_child("bench.personal", kind, opts, env)
 
 
 def run(
@@ -243,10 +235,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        kind, opts = args.child
-        result = CHILDREN[kind](json.loads(opts))
-        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        print(json.dumps(result))
+        child_main(CHILDREN, args.child)
         return
     from bench.__main__ import table
 
