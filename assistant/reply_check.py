@@ -38,6 +38,9 @@ _REQUEST = re.compile(
 class Guard(Protocol):
     """What a turn needs of a stream guard (``assistant.checks.stream.StreamGuard``)."""
 
+    policy: Policy
+    user_inputs: tuple[str, ...]  # what the user typed in this conversation: theirs to see again
+
     def feed(self, text: str) -> str: ...
 
     def finish(self) -> tuple[str, PolicyOutcome]: ...

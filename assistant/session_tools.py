@@ -15,13 +15,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from assistant.errors import AssistantError, InputError, NotFoundError
 from assistant.runtime.base import Chunk, GenerationParams
 
 if TYPE_CHECKING:
     from assistant.config import Settings
+    from assistant.reply_check import Guard
     from assistant.tools.core import ToolResult
     from assistant.tools.registry import Confirm, Tools
     from assistant.turn import Turn, TurnResult
@@ -145,18 +146,16 @@ def store_tool_results(turn: Turn, result: TurnResult) -> None:
         result.add_notice(f"The tool results could not be stored with the reply ({exc})")
 
 
-def _shown(item: dict[str, Any], guard: object | None) -> dict[str, Any]:
+def _shown(item: dict[str, Any], guard: Guard | None) -> dict[str, Any]:
     """A tool result as it may be kept and shown: under the reply's privacy policy, like the reply itself (a note
     or a server's answer may hold a card number or a secret the user never typed in this conversation). The model
-    saw the whole result; what is stored, shown and exported is masked (``block``: withheld)."""
+    saw the whole result; what is stored, shown and exported is masked (``block``: withheld). No guard: privacy off."""
     content = item.get("content")
-    policy = getattr(guard, "policy", "off")
-    if guard is None or policy == "off" or not isinstance(content, str) or not content.strip():
+    if guard is None or not isinstance(content, str) or not content.strip():
         return item
-    from assistant.checks import Policy
     from assistant.checks.privacy import apply_policy, find_pii
 
-    outcome = apply_policy(content, find_pii(content), getattr(guard, "user_inputs", ()), cast("Policy", policy))
+    outcome = apply_policy(content, find_pii(content), guard.user_inputs, guard.policy)
     if not outcome.findings:
         return item
     masked = "[withheld: the result holds personal data or a secret]" if outcome.blocked else outcome.text
